@@ -1,0 +1,74 @@
+# hubrepro -- the only entry points. `make help` lists them.
+# Two commands do all set-up on a fresh machine: `make book` and `make test`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+# Every install goes through this file (CPU torch here). GPU users: CONSTRAINTS=constraints-gpu.txt
+CONSTRAINTS ?= constraints.txt
+# Parameter set for the notebooks: a folder of notebooks/params/ (default, tiny, classroom, paper, ...)
+PARAMS      ?= default
+EXTRAS      ?= clip,text,book,dev
+# Small models run faster on one thread on these shared 2-core machines (see stack.md)
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help install data notebooks book book-tiny test test-nb test-all lint format assignments benchmarks clean distclean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml $(CONSTRAINTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+install: $(INSTALLED) ## create .venv and install everything through the constraints file
+
+data: $(INSTALLED) ## build the embedded data (stdlib benchmark + embeddings cache) and verify it
+	$(BIN)/hubrepro data build
+	$(BIN)/hubrepro data verify
+
+notebooks: $(INSTALLED) ## execute every notebook with papermill into book/executed (cached by content hash)
+	$(BIN)/python scripts/run_notebooks.py --params $(PARAMS)
+
+book: notebooks ## build the HTML book into _build/html (warnings are errors)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Open _build/html/index.html"
+
+test: $(INSTALLED) ## run the test suite: unit, property, CLI, notebooks (tiny) and the book build
+	$(BIN)/python -m pytest
+
+test-nb: $(INSTALLED) ## only the notebook smoke runs and the tiny book build
+	$(BIN)/python -m pytest -m "notebook or book"
+
+lint: $(INSTALLED) ## ruff check and format check
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
+
+format: $(INSTALLED) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests scripts benchmarks
+	$(BIN)/ruff format src tests scripts benchmarks
+
+assignments: $(INSTALLED) ## generate student versions and graders of the classroom assignments into _build/assignments
+	$(BIN)/python -m hubrepro.classroom build --out _build/assignments
+
+benchmarks: $(INSTALLED) ## run the speed/memory benchmarks (prints ratios; not part of test)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: ## remove build outputs (_build, book/executed); never data/
+	rm -rf _build book/executed
+
+distclean: clean ## also remove the virtual environment
+	rm -rf $(VENV)

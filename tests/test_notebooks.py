@@ -1,0 +1,70 @@
+"""Every notebook runs with the `tiny` parameter set, then the whole book builds.
+
+The notebooks are executed by the same runner as `make book`
+(``scripts/run_notebooks.py``) into a temporary copy of the book, so the user's
+``book/executed/`` is never touched. The book is then built with warnings as
+errors: a pasted glue key that a notebook no longer produces fails the build.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tinybook")
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("executed", "_build"))
+    return root
+
+
+def _glue_keys(ipynb: Path) -> set[str]:
+    nb = json.loads(ipynb.read_text())
+    keys = set()
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                keys.add(name)
+    return keys
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_runs_with_tiny_parameters(stem, tiny_root):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--params", "tiny", "--root", str(tiny_root), "--only", stem, "--force"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, f"{stem} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    executed = tiny_root / "book" / "executed" / f"{stem}.ipynb"
+    assert executed.exists()
+    keys = _glue_keys(executed)
+    prefix = f"nb{stem[:2]}-"
+    assert keys, f"{stem} glued nothing"
+    bad = sorted(k for k in keys if not k.startswith(prefix))
+    assert not bad, f"{stem}: glue keys must start with {prefix!r}: {bad}"
+
+
+@pytest.mark.book
+def test_book_builds_with_warnings_as_errors(tiny_root):
+    missing = [s for s in NOTEBOOKS if not (tiny_root / "book" / "executed" / f"{s}.ipynb").exists()]
+    if missing:
+        pytest.fail(f"notebooks did not run, so the book cannot build: {missing}")
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(tiny_root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
+    assert (tiny_root / "_build" / "html" / "index.html").exists()
