@@ -13,8 +13,6 @@ CONSTRAINTS ?= constraints.txt
 # Parameter set for the notebooks: a folder of notebooks/params/ (default, tiny, classroom, paper, ...)
 PARAMS      ?= default
 EXTRAS      ?= clip,text,book,dev
-# Small models run faster on one thread on these shared 2-core machines (see stack.md)
-export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
