@@ -33,12 +33,17 @@ def _seeds() -> list[int]:
 
 
 SEEDS = _seeds()
-DTYPES = [getattr(torch, d.strip()) for d in os.environ.get("HUBREPRO_TEST_DTYPES", "float32,float64").split(",")]
+DTYPES = [
+    getattr(torch, d.strip())
+    for d in os.environ.get("HUBREPRO_TEST_DTYPES", "float32,float64").split(",")
+]
 DEVICE = torch.device(os.environ.get("HUBREPRO_TEST_DEVICE", "cpu"))
 
 
 def pytest_report_header(config):
-    return [f"hubrepro: seeds={SEEDS} dtypes={[str(d) for d in DTYPES]} device={DEVICE}"]
+    return [
+        f"hubrepro: seeds={SEEDS} dtypes={[str(d) for d in DTYPES]} device={DEVICE}"
+    ]
 
 
 @pytest.fixture(params=SEEDS, ids=lambda s: f"seed{s}")

@@ -19,7 +19,9 @@ import sys
 
 import torch
 
-_FRAGMENT: torch.library.Library | None = None  # kept alive: dropping it unregisters the schemas
+_FRAGMENT: torch.library.Library | None = (
+    None  # kept alive: dropping it unregisters the schemas
+)
 
 
 def ensure_torchvision() -> bool:
@@ -36,11 +38,15 @@ def ensure_torchvision() -> bool:
     except RuntimeError as err:
         if "torchvision::nms" not in str(err):
             raise
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        for name in [
+            m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")
+        ]:
             del sys.modules[name]
         if _FRAGMENT is None:
             _FRAGMENT = torch.library.Library("torchvision", "FRAGMENT")
-            _FRAGMENT.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            _FRAGMENT.define(
+                "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
+            )
             _FRAGMENT.define(
                 "qnms(Tensor qdets, Tensor qscores, float iou_threshold) -> Tensor"
             )

@@ -35,7 +35,15 @@ __all__ = [
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def fail(func: str, name: str, expected: str, received: Any, hint: str = "", *, exc: type[Exception] = ValueError) -> None:
+def fail(
+    func: str,
+    name: str,
+    expected: str,
+    received: Any,
+    hint: str = "",
+    *,
+    exc: type[Exception] = ValueError,
+) -> None:
     """Raise ``exc`` with the project's error template."""
     msg = f"{func}: `{name}` must be {expected}; got {received}."
     if hint:
@@ -60,7 +68,9 @@ def as_tensor(x: Any, name: str, func: str) -> torch.Tensor:
         return x
     if isinstance(x, np.ndarray):
         if x.dtype == object:
-            fail(func, name, "a numeric array", "an array of dtype object", exc=TypeError)
+            fail(
+                func, name, "a numeric array", "an array of dtype object", exc=TypeError
+            )
         if not x.flags.writeable:
             # torch.from_numpy warns on read-only memory; a copy keeps the caller's array intact
             x = x.copy()
@@ -86,18 +96,18 @@ def check_matrix(
     """
     t = as_tensor(x, name, func)
     if t.ndim != ndim:
-        fail(func, name, f"a {ndim}-D matrix", _describe(t))
+        fail(func, name, f"a {ndim}-D matrix", _describe(x))
     if floating and t.dtype not in _FLOAT_DTYPES:
         fail(
             func,
             name,
             "a floating-point matrix (float16, bfloat16, float32 or float64)",
-            _describe(t),
+            _describe(x),
             "Convert it explicitly, e.g. `x.astype('float32')`, if the integers really are scores.",
             exc=TypeError,
         )
     if not allow_empty and t.numel() == 0:
-        fail(func, name, "non-empty", _describe(t))
+        fail(func, name, "non-empty", _describe(x))
     if finite and t.numel() and t.is_floating_point():
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
@@ -113,7 +123,11 @@ def check_matrix(
     return t
 
 
-def check_same_columns(func: str, reference: tuple[str, torch.Tensor], *others: tuple[str, torch.Tensor | None]) -> None:
+def check_same_columns(
+    func: str,
+    reference: tuple[str, torch.Tensor],
+    *others: tuple[str, torch.Tensor | None],
+) -> None:
     """Check that every matrix shares the number of columns (gallery items) of ``reference``."""
     ref_name, ref = reference
     for name, t in others:
@@ -128,7 +142,9 @@ def check_same_columns(func: str, reference: tuple[str, torch.Tensor], *others: 
             )
 
 
-def check_index_vector(x: Any, name: str, func: str, *, length: int, upper: int) -> torch.Tensor:
+def check_index_vector(
+    x: Any, name: str, func: str, *, length: int, upper: int
+) -> torch.Tensor:
     """Validate an integer vector of ``length`` entries in ``[0, upper)``."""
     t = as_tensor(x, name, func)
     if t.ndim != 1:
@@ -141,7 +157,12 @@ def check_index_vector(x: Any, name: str, func: str, *, length: int, upper: int)
         lo, hi = int(t.min()), int(t.max())
         if lo < 0 or hi >= upper:
             bad = int(((t < 0) | (t >= upper)).nonzero()[0])
-            fail(func, name, f"in the range [0, {upper})", f"{int(t[bad])} at position {bad}")
+            fail(
+                func,
+                name,
+                f"in the range [0, {upper})",
+                f"{int(t[bad])} at position {bad}",
+            )
     return t.long()
 
 
@@ -151,11 +172,18 @@ def check_positive(x: Any, name: str, func: str, *, allow_zero: bool = False) ->
         fail(func, name, "a real number", _describe(x), exc=TypeError)
     v = float(x)
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        fail(func, name, "non-negative and finite" if allow_zero else "positive and finite", v)
+        fail(
+            func,
+            name,
+            "non-negative and finite" if allow_zero else "positive and finite",
+            v,
+        )
     return v
 
 
-def check_int(x: Any, name: str, func: str, *, low: int | None = None, high: int | None = None) -> int:
+def check_int(
+    x: Any, name: str, func: str, *, low: int | None = None, high: int | None = None
+) -> int:
     """Validate an integer in ``[low, high]`` (either bound optional)."""
     if isinstance(x, bool) or not isinstance(x, int | np.integer):
         fail(func, name, "an integer", _describe(x), exc=TypeError)

@@ -45,7 +45,9 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return True
 
 
-def from_params(cls: type[T], params: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> T:
+def from_params(
+    cls: type[T], params: Mapping[str, Any], *, ignore: tuple[str, ...] = ()
+) -> T:
     """Build the frozen dataclass ``cls`` from ``params``.
 
     Unknown keys (other than those in ``ignore``) and values of the wrong type raise
@@ -78,4 +80,7 @@ def from_params(cls: type[T], params: Mapping[str, Any], *, ignore: tuple[str, .
 
 def to_params(cfg: Any) -> dict[str, Any]:
     """The inverse of :func:`from_params`: a plain dict of literals."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(cfg).items()
+    }

@@ -39,11 +39,15 @@ def _pick(obj: Any, path: Path, key: str | None) -> Any:
             "pass `key` (--key on the command line) to choose one."
         )
     if key is not None:
-        raise ValueError(f"load_array: `key` was given ({key!r}) but {path} holds a single array.")
+        raise ValueError(
+            f"load_array: `key` was given ({key!r}) but {path} holds a single array."
+        )
     return obj
 
 
-def load_array(path: str | Path, *, allow_pickle: bool = False, key: str | None = None) -> torch.Tensor:
+def load_array(
+    path: str | Path, *, allow_pickle: bool = False, key: str | None = None
+) -> torch.Tensor:
     """Load one array from ``path`` as a tensor (no dtype conversion).
 
     Parameters
@@ -66,7 +70,9 @@ def load_array(path: str | Path, *, allow_pickle: bool = False, key: str | None 
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"load_array: `path` must be an existing file; got {str(p)!r}.")
+        raise FileNotFoundError(
+            f"load_array: `path` must be an existing file; got {str(p)!r}."
+        )
     suffix = p.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(
@@ -79,6 +85,14 @@ def load_array(path: str | Path, *, allow_pickle: bool = False, key: str | None 
         )
     try:
         if suffix == ".npy":
+            with p.open("rb") as fh:
+                has_header = fh.read(6) == b"\x93NUMPY"
+            if not has_header and not allow_pickle:
+                raise ValueError(
+                    f"load_array: could not read {str(p)!r} as .npy: it does not start with the "
+                    "NumPy header (a corrupt file, or a raw pickle; pass allow_pickle=True only "
+                    "if you trust it)."
+                )
             try:
                 obj = np.load(p, allow_pickle=False)
             except ValueError as err:
@@ -102,11 +116,15 @@ def load_array(path: str | Path, *, allow_pickle: bool = False, key: str | None 
             with p.open("rb") as fh:
                 obj = pickle.load(fh)  # noqa: S301 - explicit opt-in above
     except (OSError, pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(f"load_array: could not read {str(p)!r} as {suffix}: {err}") from err
+        raise ValueError(
+            f"load_array: could not read {str(p)!r} as {suffix}: {err}"
+        ) from err
     obj = _pick(obj, p, key)
     if isinstance(obj, np.ndarray):
         if obj.dtype == object:
-            raise ValueError(f"load_array: {p.name!r} must hold a numeric array; got dtype object.")
+            raise ValueError(
+                f"load_array: {p.name!r} must hold a numeric array; got dtype object."
+            )
         return torch.from_numpy(np.ascontiguousarray(obj))
     if isinstance(obj, torch.Tensor):
         return obj
@@ -115,7 +133,9 @@ def load_array(path: str | Path, *, allow_pickle: bool = False, key: str | None 
     )
 
 
-def save_array(x: torch.Tensor | np.ndarray, path: str | Path, *, overwrite: bool = False) -> Path:
+def save_array(
+    x: torch.Tensor | np.ndarray, path: str | Path, *, overwrite: bool = False
+) -> Path:
     """Save ``x`` to ``.npy``, ``.pt`` or ``.safetensors`` (by suffix); refuse to overwrite."""
     p = Path(path)
     if p.exists() and not overwrite:
@@ -136,5 +156,7 @@ def save_array(x: torch.Tensor | np.ndarray, path: str | Path, *, overwrite: boo
 
         save_file({"data": t.contiguous()}, str(p))
     else:
-        raise ValueError(f"save_array: `path` must end in .npy, .pt or .safetensors; got {p.name!r}.")
+        raise ValueError(
+            f"save_array: `path` must end in .npy, .pt or .safetensors; got {p.name!r}."
+        )
     return p

@@ -28,7 +28,17 @@ __all__ = [
     "format_table",
 ]
 
-_PACKAGES = ("hubrepro", "torch", "numpy", "scipy", "pandas", "matplotlib", "open_clip_torch", "papermill", "jupyter-book")
+_PACKAGES = (
+    "hubrepro",
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "open_clip_torch",
+    "papermill",
+    "jupyter-book",
+)
 
 
 def use_book_style() -> None:
@@ -64,7 +74,11 @@ def sha256_file(path: str | Path) -> str:
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, timeout=10,
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
@@ -79,7 +93,9 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def provenance(params: Mapping[str, Any] | None = None, data_files: Iterable[str | Path] = ()) -> dict[str, Any]:
+def provenance(
+    params: Mapping[str, Any] | None = None, data_files: Iterable[str | Path] = ()
+) -> dict[str, Any]:
     """Describe what produced a notebook's numbers.
 
     Returns a JSON-serialisable dict: git commit and dirty flag (``None`` outside a
@@ -92,7 +108,7 @@ def provenance(params: Mapping[str, Any] | None = None, data_files: Iterable[str
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": None if status is None else bool(status),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "parameters": dict(params or {}),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -33,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hubrepro",
         description="Hubness in cross-modal retrieval: evaluate, normalise, build data, train.",
     )
-    parser.add_argument("--version", action="version", version=f"hubrepro {__version__}")
-    parser.add_argument("--traceback", action="store_true", help="show full tracebacks on error")
+    parser.add_argument(
+        "--version", action="version", version=f"hubrepro {__version__}"
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show full tracebacks on error"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for _name, module in COMMANDS.items():
         try:
             mod = importlib.import_module(f"hubrepro.cli.{module}")
         except ModuleNotFoundError as err:
