@@ -1,0 +1,552 @@
+r"""Estimator base class and streaming bank statistics for post-hoc normalisers.
+
+Every normaliser of :mod:`hubrepro.normalize` turns a test similarity matrix
+``sims`` (:math:`S`, shape ``(n_query, n_gallery)``) into a score matrix of the
+same shape whose row-wise ranking is the method's ranking. What a method learns
+from its bank(s) is one or a few **per-gallery statistics** (vectors of length
+``n_gallery``), computed once by ``fit`` and reused for every new query:
+
+- ``lse``: :math:`c_j=\mathrm{LSE}_b(\beta P_{bj})`, a log-sum-exp over the bank
+  axis, accumulated with a running maximum so that :math:`\beta P` up to
+  :math:`10^4` neither overflows nor loses the ranking;
+- ``active``: the activation set :math:`A=\bigcup_b \mathrm{TopK}_k\{j: P_{bj}\}`
+  as a boolean mask (ties broken towards the lowest gallery index);
+- ``topk_mean``: the mean of the ``k`` largest bank similarities of each gallery
+  column (CSLS, NNN).
+
+The bank matrix :math:`P` (``(n_bank, n_gallery)``) is read in row chunks: from a
+precomputed matrix (views, no copy) or from embeddings, where each chunk
+``bank[a:b] @ gallery.T`` is computed, reduced and dropped, so the full bank x
+gallery matrix is never materialised. Peak extra memory is
+``chunk_size * n_gallery`` scores plus a few ``n_gallery`` vectors.
+
+Book: :ref:`sec-normalisation`, section "Streaming design".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hubrepro._validation import (
+    check_choice,
+    check_int,
+    check_matrix,
+    check_positive,
+    fail,
+)
+
+__all__ = [
+    "BankSource",
+    "BankStats",
+    "BaseNormalizer",
+    "stream_bank_stats",
+    "DEFAULT_CHUNK_SIZE",
+]
+
+DEFAULT_CHUNK_SIZE = 4096
+SCALES = ("similarity", "log")
+METRICS = ("cosine", "dot")
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype: float64 stays float64, everything else becomes float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+
+
+class BankSource:
+    """Row chunks of a bank x gallery matrix, from a matrix or from embeddings.
+
+    Parameters
+    ----------
+    matrix : Tensor of shape (n_bank, n_gallery), optional
+        A precomputed bank similarity matrix; chunks are views (no copy).
+    bank, gallery : Tensor of shape (n_bank, d) and (n_gallery, d), optional
+        Embeddings; each chunk is ``bank[a:b] @ gallery.T`` (cosine or dot).
+    metric : {"cosine", "dot"}
+        Similarity for embeddings.
+    chunk_size : int
+        Bank rows per chunk.
+    bank_dtype : torch.dtype, optional
+        Dtype of the bank products (e.g. ``torch.bfloat16``); statistics are
+        always accumulated in ``dtype``.
+    dtype : torch.dtype
+        Dtype of the yielded chunks (the accumulation dtype).
+    """
+
+    def __init__(
+        self,
+        *,
+        matrix: torch.Tensor | None = None,
+        bank: torch.Tensor | None = None,
+        gallery: torch.Tensor | None = None,
+        metric: str = "cosine",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        bank_dtype: torch.dtype | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.matrix = matrix
+        self.bank = bank
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.metric = metric
+        self.bank_dtype = bank_dtype
+        if matrix is None:
+            assert (
+                bank is not None and gallery is not None
+            )  # private: callers validated
+            g = gallery.to(dtype)
+            if metric == "cosine":
+                g = _l2(g)
+            self._gallery_t = g.to(bank_dtype or dtype).T.contiguous()
+            self.n_bank, self.n_gallery = bank.shape[0], gallery.shape[0]
+            self.device = gallery.device
+        else:
+            self.n_bank, self.n_gallery = matrix.shape
+            self.device = matrix.device
+
+    def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(start, chunk)`` with ``chunk`` of shape ``(rows, n_gallery)``."""
+        for a in range(0, self.n_bank, self.chunk_size):
+            b = min(a + self.chunk_size, self.n_bank)
+            if self.matrix is not None:
+                yield a, self.matrix[a:b].to(self.dtype)
+                continue
+            x = self.bank[a:b].to(device=self.device, dtype=self.dtype)
+            if self.metric == "cosine":
+                x = _l2(x)
+            yield (
+                a,
+                (x.to(self.bank_dtype or self.dtype) @ self._gallery_t).to(self.dtype),
+            )
+
+
+def topk_mask_rows(block: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of each row's top-``k`` columns, ties to the lowest index.
+
+    ``torch.topk`` does not specify which of several equal values it keeps, so
+    the ``k``-th value is found first and the ties at it are filled from the left.
+    """
+    if k == 1:
+        mask = torch.zeros_like(block, dtype=torch.bool)
+        mask[torch.arange(block.shape[0], device=block.device), block.argmax(dim=1)] = (
+            True
+        )
+        return mask
+    kth = block.topk(k, dim=1).values[:, -1:]
+    greater = block > kth
+    need = k - greater.sum(dim=1, keepdim=True)
+    eq = block == kth
+    return greater | (eq & (eq.cumsum(dim=1) <= need))
+
+
+def first_argmax(sims: torch.Tensor) -> torch.Tensor:
+    """Column of each row's maximum, the lowest index among ties (the DIS gate)."""
+    return sims.argmax(dim=1)
+
+
+@dataclass
+class BankStats:
+    """Per-gallery statistics of one bank (vectors of length ``n_gallery``)."""
+
+    n_bank: int
+    lse: torch.Tensor | None = None
+    active: torch.Tensor | None = None
+    topk_mean: torch.Tensor | None = None
+
+
+def stream_bank_stats(
+    source: BankSource,
+    *,
+    beta: float | None = None,
+    k_active: int | None = None,
+    k_top: int | None = None,
+) -> BankStats:
+    r"""One pass over the bank: log-sum-exp, activation set and top-k column means.
+
+    Parameters
+    ----------
+    source : BankSource
+        The bank, in row chunks.
+    beta : float, optional
+        Inverse temperature; computes :math:`c_j=\log\sum_b e^{\beta P_{bj}}` with a
+        running maximum (no overflow for any finite :math:`\beta P`).
+    k_active : int, optional
+        Computes the activation set (union over bank rows of the row's top-k).
+    k_top : int, optional
+        Computes the mean of the ``k_top`` largest entries of each column.
+    """
+    n, dev, dt = source.n_gallery, source.device, source.dtype
+    run_max = torch.full((n,), -math.inf, device=dev, dtype=dt)
+    run_sum = torch.zeros(n, device=dev, dtype=dt)
+    active = torch.zeros(n, device=dev, dtype=torch.bool) if k_active else None
+    top = None
+    for _, block in source.blocks():
+        if beta is not None:
+            z = block * beta
+            new_max = torch.maximum(run_max, z.max(dim=0).values)
+            run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(
+                z - new_max
+            ).sum(dim=0)
+            run_max = new_max
+        if active is not None:
+            active |= topk_mask_rows(block, k_active).any(dim=0)
+        if k_top:
+            cand = block if top is None else torch.cat([top, block], dim=0)
+            kk = min(k_top, cand.shape[0])
+            top = cand.topk(kk, dim=0).values
+    stats = BankStats(n_bank=source.n_bank, active=active)
+    if beta is not None:
+        stats.lse = run_max + torch.log(run_sum)
+    if k_top:
+        stats.topk_mean = top.mean(dim=0)
+    return stats
+
+
+def sinkhorn_gallery_potentials(
+    source: BankSource,
+    *,
+    beta: float,
+    n_iter: int,
+    tol: float,
+    n_target: int | None = None,
+) -> tuple[torch.Tensor, int]:
+    r"""Log-domain Sinkhorn on :math:`K=e^{\beta P}` with uniform marginals, streamed.
+
+    Returns the column potentials :math:`\log v` of the first ``n_target``
+    columns (all columns when ``None``) and the number of iterations run. Each
+    iteration is one pass over the bank chunks: the row potentials of a chunk
+    :math:`\log u_b=-\log M-\mathrm{LSE}_j(\beta P_{bj}+\log v_j)` are updated
+    with the current :math:`v`, then their contribution to
+    :math:`\log v_j=-\log N-\mathrm{LSE}_b(\beta P_{bj}+\log u_b)` is accumulated
+    with a running maximum. Stops when :math:`\max_j|\Delta\log v_j|<` ``tol``.
+    """
+    n_cols, dev, dt = source.n_gallery, source.device, source.dtype
+    m = source.n_bank
+    log_v = torch.full((n_cols,), -math.log(n_cols), device=dev, dtype=dt)
+    log_u = torch.zeros(m, device=dev, dtype=dt)
+    it = 0
+    for it in range(1, n_iter + 1):  # noqa: B007 - `it` is returned
+        run_max = torch.full((n_cols,), -math.inf, device=dev, dtype=dt)
+        run_sum = torch.zeros(n_cols, device=dev, dtype=dt)
+        for a, block in source.blocks():
+            z = block * beta
+            lu = -math.log(m) - torch.logsumexp(z + log_v, dim=1)
+            log_u[a : a + block.shape[0]] = lu
+            z = z + lu[:, None]
+            new_max = torch.maximum(run_max, z.max(dim=0).values)
+            run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(
+                z - new_max
+            ).sum(dim=0)
+            run_max = new_max
+        new_v = -math.log(n_cols) - (run_max + torch.log(run_sum))
+        delta = float((new_v - log_v).abs().max())
+        log_v = new_v
+        if delta < tol:
+            break
+    if n_target is not None:
+        log_v = log_v[:n_target]
+    return log_v, it
+
+
+class NotFittedError(ValueError):
+    """Raised when ``transform`` is called before ``fit``."""
+
+
+class BaseNormalizer:
+    """Base class of every post-hoc normaliser (scikit-learn style).
+
+    ``__init__`` only stores the hyperparameters; :meth:`fit` (bank similarity
+    matrices) or :meth:`fit_embeddings` (bank embeddings, streamed) validates them
+    and computes the per-gallery statistics (attributes ending in ``_``);
+    :meth:`transform` maps a test similarity matrix to scores of the same shape,
+    dtype and device. ``fit`` returns ``self``; fitting twice on the same bank
+    gives identical statistics.
+
+    Subclasses set ``banks`` (the banks they need: a subset of
+    ``("query", "gallery")``) and implement ``_check_params``, ``_fit_sources``
+    and ``_transform``.
+    """
+
+    #: banks the method needs
+    banks: tuple[str, ...] = ()
+    #: banks the method can use (``bank`` hyperparameter picks one)
+    _name = "BaseNormalizer"
+
+    # ---------------------------------------------------------------- params
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as a dict (the ``__init__`` arguments)."""
+        return dict(self._params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        return f"{type(self).__name__}({args})"
+
+    def _store(self, **params: Any) -> None:
+        self._params = params
+        for k, v in params.items():
+            setattr(self, k, v)
+
+    def _check_params(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _required(self) -> tuple[str, ...]:
+        return self.banks
+
+    # ---------------------------------------------------------------- fit
+    def fit(
+        self,
+        bank_query_sims: Any = None,
+        bank_gallery_sims: Any = None,
+        **extra: Any,
+    ) -> BaseNormalizer:
+        """Compute the per-gallery bank statistics from bank similarity matrices.
+
+        Parameters
+        ----------
+        bank_query_sims : Tensor or ndarray of shape (n_bank_query, n_gallery), optional
+            :math:`P^q`, similarities of query-bank items to the test gallery.
+        bank_gallery_sims : Tensor or ndarray of shape (n_bank_gallery, n_gallery), optional
+            :math:`P^g`, similarities of gallery-bank items to the test gallery.
+
+        Returns
+        -------
+        self
+        """
+        func = f"{type(self).__name__}.fit"
+        unknown = sorted(set(extra) - set(getattr(self, "_fit_extras", ())))
+        if unknown:
+            fail(
+                func,
+                "keyword arguments",
+                "bank_query_sims and bank_gallery_sims only",
+                unknown,
+                exc=TypeError,
+            )
+        self._check_params()
+        mats = {"query": bank_query_sims, "gallery": bank_gallery_sims}
+        names = {"query": "bank_query_sims", "gallery": "bank_gallery_sims"}
+        sources: dict[str, BankSource] = {}
+        width = None
+        for bank in self._required():
+            if mats[bank] is None:
+                fail(
+                    func,
+                    names[bank],
+                    f"given ({type(self).__name__} needs the {bank} bank)",
+                    "None",
+                    f"Pass `{names[bank]}` of shape (n_bank_{bank}, n_gallery).",
+                )
+            t = check_matrix(mats[bank], names[bank], func)
+            if width is not None and t.shape[1] != width:
+                fail(
+                    func,
+                    names[bank],
+                    f"of width {width} (n_gallery of the other bank)",
+                    f"shape {tuple(t.shape)}",
+                )
+            width = t.shape[1]
+            sources[bank] = BankSource(
+                matrix=t, chunk_size=self._chunk(), dtype=acc_dtype(t.dtype)
+            )
+        self._fit_common(sources, width, func, extra)
+        return self
+
+    def fit_embeddings(
+        self,
+        gallery: Any,
+        *,
+        bank_query: Any = None,
+        bank_gallery: Any = None,
+        metric: str = "cosine",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        bank_dtype: torch.dtype | None = None,
+    ) -> BaseNormalizer:
+        """Compute the bank statistics from embeddings, streaming the bank in chunks.
+
+        The bank x gallery matrix is never materialised: each chunk of
+        ``chunk_size`` bank rows is multiplied with the gallery, reduced into the
+        per-gallery statistics and dropped.
+
+        Parameters
+        ----------
+        gallery : Tensor of shape (n_gallery, d)
+            Test gallery embeddings.
+        bank_query, bank_gallery : Tensor of shape (n_bank_*, d), optional
+            Bank embeddings (query modality and gallery modality).
+        metric : {"cosine", "dot"}, default "cosine"
+        chunk_size : int, default 4096
+            Bank rows per chunk (peak memory ``chunk_size * n_gallery`` scores).
+        bank_dtype : torch.dtype, optional
+            Dtype of the bank products, e.g. ``torch.bfloat16`` (faster on GPUs,
+            lower precision); statistics are accumulated in float32/float64.
+
+        Returns
+        -------
+        self
+        """
+        func = f"{type(self).__name__}.fit_embeddings"
+        self._check_params()
+        g = check_matrix(gallery, "gallery", func)
+        check_choice(metric, "metric", func, METRICS)
+        check_int(chunk_size, "chunk_size", func, low=1)
+        if bank_dtype is not None and bank_dtype not in (
+            torch.float16,
+            torch.bfloat16,
+            torch.float32,
+            torch.float64,
+        ):
+            fail(
+                func,
+                "bank_dtype",
+                "a floating torch dtype or None",
+                repr(bank_dtype),
+                exc=TypeError,
+            )
+        embs = {"query": bank_query, "gallery": bank_gallery}
+        sources: dict[str, BankSource] = {}
+        for bank in self._required():
+            name = f"bank_{bank}"
+            if embs[bank] is None:
+                fail(
+                    func,
+                    name,
+                    f"given ({type(self).__name__} needs the {bank} bank)",
+                    "None",
+                )
+            e = check_matrix(embs[bank], name, func)
+            if e.shape[1] != g.shape[1]:
+                fail(
+                    func,
+                    name,
+                    f"of dimension {g.shape[1]} (the gallery's)",
+                    f"shape {tuple(e.shape)}",
+                )
+            sources[bank] = BankSource(
+                bank=e,
+                gallery=g,
+                metric=metric,
+                chunk_size=chunk_size,
+                bank_dtype=bank_dtype,
+                dtype=acc_dtype(g.dtype),
+            )
+        self._fit_common(
+            sources,
+            g.shape[0],
+            func,
+            {"_embeddings": (g, embs, metric, chunk_size, bank_dtype)},
+        )
+        return self
+
+    def _chunk(self) -> int:
+        return DEFAULT_CHUNK_SIZE
+
+    def _fit_common(
+        self,
+        sources: dict[str, BankSource],
+        n_gallery: int | None,
+        func: str,
+        extra: dict,
+    ) -> None:
+        if n_gallery is None:  # method needing no bank
+            n_gallery = -1
+        for bank, src in sources.items():
+            self._check_bank_size(src, bank, func)
+        self._fit_sources(sources, func, extra)
+        self.n_gallery_ = n_gallery
+        self.fitted_ = True
+
+    def _check_bank_size(self, src: BankSource, bank: str, func: str) -> None:
+        k = getattr(self, "k", None)
+        if k is None:
+            return
+        axes = getattr(self, "_k_axes", ("gallery",))
+        if "gallery" in axes and k > src.n_gallery:
+            fail(func, "k", f"at most n_gallery = {src.n_gallery}", k, "Lower `k`.")
+        if "bank" in axes and k > src.n_bank:
+            fail(
+                func,
+                "k",
+                f"at most the bank size n_bank_{bank} = {src.n_bank}",
+                k,
+                "Lower `k` or use a larger bank.",
+            )
+
+    def _fit_sources(
+        self, sources: dict[str, BankSource], func: str, extra: dict
+    ) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- transform
+    def transform(self, sims: Any) -> torch.Tensor:
+        """Normalise a test similarity matrix with the fitted bank statistics.
+
+        Parameters
+        ----------
+        sims : Tensor or ndarray of shape (n_query, n_gallery)
+            :math:`S`, the test similarities. Never modified.
+
+        Returns
+        -------
+        Tensor of shape (n_query, n_gallery)
+            A new tensor with the dtype and device of ``sims``; each row's ranking
+            is the method's ranking.
+        """
+        func = f"{type(self).__name__}.transform"
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(
+                f"{func}: this {type(self).__name__} is not fitted yet; call `fit(...)` or "
+                "`fit_embeddings(...)` with the bank(s) first."
+            )
+        s = check_matrix(sims, "sims", func)
+        if self.n_gallery_ >= 0 and s.shape[1] != self.n_gallery_:
+            fail(
+                func,
+                "sims",
+                f"of width {self.n_gallery_} (n_gallery of the fitted banks)",
+                f"shape {tuple(s.shape)}",
+            )
+        self._check_transform(s, func)
+        out = self._transform(s.to(acc_dtype(s.dtype)))
+        return out.to(dtype=s.dtype, device=s.device)
+
+    def _check_transform(self, s: torch.Tensor, func: str) -> None:
+        pass
+
+    def _transform(self, s: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit_transform(
+        self, sims: Any, bank_query_sims: Any = None, bank_gallery_sims: Any = None
+    ) -> torch.Tensor:
+        """``fit(bank_query_sims, bank_gallery_sims).transform(sims)``."""
+        return self.fit(bank_query_sims, bank_gallery_sims).transform(sims)
+
+    def _stat(self, vec: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return vec.to(device=like.device, dtype=like.dtype)
+
+
+def check_beta(value: Any, name: str, func: str) -> float:
+    """A positive, finite inverse temperature."""
+    return check_positive(value, name, func)
+
+
+def check_scale(value: Any, func: str) -> str:
+    """``"similarity"`` (rank-equivalent, on the scale of S) or ``"log"``."""
+    return check_choice(value, "scale", func, SCALES)
+
+
+def check_bank_choice(value: Any, func: str) -> str:
+    """``"query"`` or ``"gallery"``."""
+    return check_choice(value, "bank", func, ("query", "gallery"))
+
+
+RowFn = Callable[[torch.Tensor], torch.Tensor]
