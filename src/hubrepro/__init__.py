@@ -36,6 +36,7 @@ _SUBMODULES = {
     "reporting",
     "config",
     "io",
+    "profiling",
 }
 
 __all__ = ["__version__", *sorted(_SUBMODULES)]
