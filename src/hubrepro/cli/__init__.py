@@ -22,6 +22,7 @@ COMMANDS = {
     "normalize": "normalize",
     "data": "data",
     "train": "train",
+    "classroom": "classroom",
 }
 
 EXIT_USAGE = 2
