@@ -2,21 +2,36 @@
 """Execute the compendium's notebooks with papermill, with a content-hash cache.
 
 Sources are MyST markdown notebooks in ``notebooks/NN_slug.md`` (jupytext). Each is
-converted to ``.ipynb`` in ``_build/nbsrc/`` and executed by papermill into
+converted to ``.ipynb`` in ``<root>/_build/nbsrc/`` and executed by papermill into
 ``<root>/book/executed/NN_slug.ipynb`` with the parameter set
 ``notebooks/params/<set>/NN_slug.yml`` (an absent file means the notebook's own
 defaults). Executed copies never go back into ``notebooks/``: papermill's
 injected-parameters cell would override later runs.
 
-A notebook is re-executed only when the hash of its source, its parameters, the
-library code (``src/hubrepro/**``), the embedded data and this script changes; the
-hash is stored beside the executed copy. A failing notebook stops the run with the
-notebook, the cell and the error named.
+Cache. A notebook is re-executed only when the hash of what it depends on changes:
+its source, the name and file of its parameter set, the library code and packaged
+data (``src/hubrepro/**``), the repository's ``data/`` manifest files, the versions
+of the core numerical packages, and this script. The hash is stored beside the
+executed copy (``.NN_slug.sha256``) only after a successful run. Notebooks 70-79
+report on the run itself (the environment and the run time of every notebook), so
+their hash also covers the other notebooks' recorded timings: they re-run exactly
+when another notebook did.
+
+Timings. The wall time of each executed notebook is recorded in
+``book/executed/timings-<set>.json`` (cached notebooks keep their last time).
+Notebooks find it through the environment variables ``HUBREPRO_EXECUTED_DIR`` and
+``HUBREPRO_PARAMS_SET`` that the runner sets for the kernel.
+
+Failures. A failing notebook stops the run, exit status 1, with the notebook, the
+cell (its number among the source's code cells, its first line and execution count)
+and the error named; the partial output stays in ``book/executed/`` for inspection
+and its stamp is removed, so the next run retries it.
 
 Usage::
 
     python scripts/run_notebooks.py [--params default] [--only 10_hubness_metrics ...]
-                                    [--root DIR] [--force] [--jobs 1]
+                                    [--root DIR] [--notebooks-dir DIR] [--force]
+                                    [--timeout SECONDS] [--list]
 """
 
 from __future__ import annotations
@@ -27,33 +42,77 @@ import json
 import os
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_GLOB = "[0-9][0-9]_*.md"
+# packages whose version changes numbers in the book; a change re-runs every notebook
+HASHED_PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "open_clip_torch")
+# notebooks that report on the run itself (timings of the others): 70-79
+RUN_REPORT_PREFIX = "7"
 
 
-def _hash_tree(h: "hashlib._Hash", root: Path, patterns: tuple[str, ...]) -> None:
+def _hash_tree(h, root: Path, patterns: tuple[str, ...]) -> None:
+    if not root.is_dir():
+        return
     for pattern in patterns:
         for p in sorted(root.glob(pattern)):
             if p.is_file() and "__pycache__" not in p.parts:
-                h.update(str(p.relative_to(REPO)).encode())
+                h.update(str(p.relative_to(root)).encode())
                 h.update(p.read_bytes())
 
 
-def content_hash(src: Path, params_file: Path | None, params_name: str) -> str:
-    """Hash everything an executed notebook depends on."""
+def _version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def environment_hash(repo: Path = REPO) -> str:
+    """Hash what every notebook depends on: library, packaged and manifest data, versions, runner."""
+    h = hashlib.sha256()
+    _hash_tree(
+        h,
+        repo / "src" / "hubrepro",
+        (
+            "**/*.py",
+            "**/*.json",
+            "**/*.gz",
+            "**/*.yml",
+            "**/*.csv",
+            "**/*.npz",
+            "**/*.safetensors",
+        ),
+    )
+    _hash_tree(h, repo / "data", ("*.yml", "*.csv", "*.json"))
+    for pkg in HASHED_PACKAGES:
+        h.update(f"{pkg}=={_version(pkg)}".encode())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
+def content_hash(
+    src: Path,
+    params_file: Path | None,
+    params_name: str,
+    env_digest: str,
+    extra: str = "",
+) -> str:
+    """Hash everything one executed notebook depends on."""
     h = hashlib.sha256()
     h.update(src.read_bytes())
     h.update(params_name.encode())
     if params_file is not None and params_file.exists():
         h.update(params_file.read_bytes())
-    _hash_tree(h, REPO / "src" / "hubrepro", ("**/*.py", "**/*.json", "**/*.gz", "**/*.yml"))
-    _hash_tree(h, REPO / "data", ("*.yml", "*.csv", "*.json"))
-    h.update(Path(__file__).read_bytes())
+    h.update(env_digest.encode())
+    h.update(extra.encode())
     return h.hexdigest()
 
 
 def load_params(params_dir: Path, stem: str) -> tuple[dict, Path | None]:
+    """The parameters of ``stem`` in a set (``{}`` and ``None`` when it has no file)."""
     import yaml
 
     f = params_dir / f"{stem}.yml"
@@ -61,72 +120,211 @@ def load_params(params_dir: Path, stem: str) -> tuple[dict, Path | None]:
         return {}, None
     data = yaml.safe_load(f.read_text()) or {}
     if not isinstance(data, dict):
-        raise SystemExit(f"run_notebooks: {f} must hold a mapping of parameter names to values")
+        raise SystemExit(
+            f"run_notebooks: {f} must hold a mapping of parameter names to values"
+        )
     return data, f
 
 
 def convert(src: Path, out: Path) -> None:
+    """Write the jupytext source ``src`` as an ``.ipynb`` with the ``python3`` kernel."""
     import jupytext
 
     nb = jupytext.read(src)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(nb, out)
 
 
+def _source_cell_number(
+    executed: Path, cell_index: int | None, source: str | None
+) -> int | None:
+    """1-based number among the *source's* code cells (papermill's injected cell not counted).
+
+    papermill inserts its error banners into the executed copy after the failure, so
+    the failing cell is found by its source text, and by ``cell_index`` among the
+    cells that are not banners when the text is ambiguous or absent.
+    """
+    if not executed.exists():
+        return None
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+    def text(c: dict) -> str:
+        src = c.get("source", "")
+        return ("".join(src) if isinstance(src, list) else str(src)).strip()
+
+    plain = [
+        c
+        for c in cells
+        if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])
+    ]
+    numbers: list[tuple[int, dict]] = []
+    n = 0
+    for i, cell in enumerate(plain):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and "injected-parameters" not in tags:
+            n += 1
+            numbers.append((n, cell))
+            if source is None and i == cell_index:
+                return n
+    if source is not None:
+        hits = [num for num, c in numbers if text(c) == str(source).strip()]
+        if len(hits) == 1:
+            return hits[0]
+        if cell_index is not None and 0 <= cell_index < len(plain):
+            for num, c in numbers:
+                if c is plain[cell_index]:
+                    return num
+    return None
+
+
 def describe_failure(executed: Path, err: Exception) -> str:
-    """Name the failing cell from papermill's error."""
-    cell = getattr(err, "exec_count", None)
-    ename = getattr(err, "ename", type(err).__name__)
-    evalue = getattr(err, "evalue", str(err))
-    where = f"cell [{cell}]" if cell is not None else "a cell"
-    return f"{ename}: {evalue}\n  in {where}; the partial output is in {executed}"
+    """Name the failing cell and error from papermill's ``PapermillExecutionError``.
+
+    Gives the error type and message, the cell's number among the source's code cells,
+    its execution count and first line, and where the partial output is.
+    """
+    ename = getattr(err, "ename", None) or type(err).__name__
+    evalue = getattr(err, "evalue", None)
+    if evalue is None:
+        evalue = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+    source = getattr(err, "source", None)
+    exec_count = getattr(err, "exec_count", None)
+    number = _source_cell_number(executed, getattr(err, "cell_index", None), source)
+    parts = []
+    if number is not None:
+        parts.append(f"code cell {number} of the source")
+    if exec_count is not None:
+        parts.append(f"In [{exec_count}]")
+    where = ", ".join(parts) if parts else "a cell"
+    first = ""
+    if source:
+        lines = [ln for ln in str(source).splitlines() if ln.strip()]
+        if lines:
+            first = f"\n  cell begins: {lines[0][:120]}"
+    return (
+        f"{ename}: {evalue}\n  in {where}{first}\n  the partial output is in {executed}"
+    )
+
+
+def _report_extra(stem: str, timings: dict) -> str:
+    if not stem.startswith(RUN_REPORT_PREFIX):
+        return ""
+    others = {k: v for k, v in timings.items() if not k.startswith(RUN_REPORT_PREFIX)}
+    return json.dumps(others, sort_keys=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default=os.environ.get("PARAMS", "default"), help="parameter set (folder of notebooks/params)")
-    ap.add_argument("--only", nargs="*", default=None, help="notebook stems to run (default: all)")
-    ap.add_argument("--root", type=Path, default=REPO, help="where book/executed lives (default: the repository)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--params",
+        default=os.environ.get("PARAMS", "default"),
+        help="parameter set (folder of notebooks/params)",
+    )
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="notebook stems to run (default: all)"
+    )
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=REPO,
+        help="where book/executed and _build live (default: the repository)",
+    )
+    ap.add_argument(
+        "--notebooks-dir",
+        type=Path,
+        default=REPO / "notebooks",
+        help="folder of NN_slug.md sources and params/ (default: notebooks)",
+    )
     ap.add_argument("--force", action="store_true", help="ignore the cache")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    ap.add_argument(
+        "--list",
+        action="store_true",
+        help="only say which notebooks would run and which are cached",
+    )
     args = ap.parse_args(argv)
 
-    import papermill as pm
-
-    params_dir = REPO / "notebooks" / "params" / args.params
+    nb_dir = args.notebooks_dir.resolve()
+    root = args.root.resolve()
+    params_root = nb_dir / "params"
+    params_dir = params_root / args.params
     if args.params != "default" and not params_dir.is_dir():
-        known = sorted(p.name for p in (REPO / "notebooks" / "params").iterdir() if p.is_dir())
-        print(f"run_notebooks: unknown parameter set {args.params!r}; known: {known}", file=sys.stderr)
+        known = (
+            sorted(p.name for p in params_root.iterdir() if p.is_dir())
+            if params_root.is_dir()
+            else []
+        )
+        print(
+            f"run_notebooks: unknown parameter set {args.params!r}; known: {known}",
+            file=sys.stderr,
+        )
         return 2
-    sources = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md"))
+    sources = sorted(nb_dir.glob(NOTEBOOK_GLOB))
     if args.only:
         wanted = set(args.only)
         missing = wanted - {s.stem for s in sources}
         if missing:
-            print(f"run_notebooks: no such notebook(s): {sorted(missing)}", file=sys.stderr)
+            print(
+                f"run_notebooks: no such notebook(s) in {nb_dir}: {sorted(missing)}",
+                file=sys.stderr,
+            )
             return 2
         sources = [s for s in sources if s.stem in wanted]
-    out_dir = args.root / "book" / "executed"
+    out_dir = root / "book" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings = {}
     timings_file = out_dir / f"timings-{args.params}.json"
+    timings: dict = {}
     if timings_file.exists():
-        timings = json.loads(timings_file.read_text())
+        try:
+            timings = json.loads(timings_file.read_text())
+        except ValueError:
+            timings = {}  # a truncated file from an interrupted run: start afresh
+    env_digest = environment_hash()
+    os.environ["HUBREPRO_EXECUTED_DIR"] = str(out_dir)
+    os.environ["HUBREPRO_PARAMS_SET"] = args.params
+    pm = None
+    n_run = n_cached = 0
+    t_start = time.perf_counter()
     for src in sources:
         stem = src.stem
         params, pfile = load_params(params_dir, stem)
-        digest = content_hash(src, pfile, args.params)
+        digest = content_hash(
+            src, pfile, args.params, env_digest, _report_extra(stem, timings)
+        )
         executed = out_dir / f"{stem}.ipynb"
         stamp = out_dir / f".{stem}.sha256"
-        if not args.force and executed.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        fresh = (
+            executed.exists() and stamp.exists() and stamp.read_text().strip() == digest
+        )
+        if fresh and not args.force:
             print(f"[cached]  {stem}  ({args.params})")
+            n_cached += 1
             continue
-        ipynb = REPO / "_build" / "nbsrc" / f"{stem}.ipynb"
+        if args.list:
+            print(f"[stale]   {stem}  ({args.params})")
+            continue
+        if pm is None:
+            import papermill as pm  # imported only when something runs: a cached rebuild stays fast
+        ipynb = root / "_build" / "nbsrc" / f"{stem}.ipynb"
         convert(src, ipynb)
         params = dict(params)
-        params.setdefault("artifact_dir", str((args.root / "_build" / "artifacts" / stem).resolve()))
-        print(f"[running] {stem}  ({args.params}: {params if params else 'defaults'})", flush=True)
+        params.setdefault(
+            "artifact_dir", str((root / "_build" / "artifacts" / stem).resolve())
+        )
+        print(
+            f"[running] {stem}  ({args.params}: {params if params else 'defaults'})",
+            flush=True,
+        )
         t0 = time.perf_counter()
         stamp.unlink(missing_ok=True)
         try:
@@ -134,19 +332,35 @@ def main(argv: list[str] | None = None) -> int:
                 str(ipynb),
                 str(executed),
                 parameters=params,
-                cwd=str(REPO / "notebooks"),
+                cwd=str(nb_dir),
                 kernel_name="python3",
                 progress_bar=False,
                 execution_timeout=args.timeout,
             )
-        except Exception as err:  # papermill raises PapermillExecutionError with cell details
-            print(f"\nrun_notebooks: notebook {src.relative_to(REPO)} failed ({args.params}):\n  {describe_failure(executed, err)}", file=sys.stderr)
+        except (
+            Exception
+        ) as err:  # papermill raises PapermillExecutionError with cell details
+            try:
+                shown = src.relative_to(REPO)
+            except ValueError:
+                shown = src
+            print(
+                f"\nrun_notebooks: notebook {shown} failed ({args.params}):\n  {describe_failure(executed, err)}",
+                file=sys.stderr,
+            )
             return 1
         dt = time.perf_counter() - t0
         timings[stem] = round(dt, 1)
-        stamp.write_text(digest + "\n")
         timings_file.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+        # the stamp is the hash the notebook ran with, so a 70-79 notebook stays valid
+        # until another notebook's timing changes
+        stamp.write_text(digest + "\n")
+        n_run += 1
         print(f"[done]    {stem}  {dt:.1f} s", flush=True)
+    if not args.list:
+        print(
+            f"run_notebooks: {n_run} executed, {n_cached} cached, {time.perf_counter() - t_start:.1f} s ({args.params})"
+        )
     return 0
 
 

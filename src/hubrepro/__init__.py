@@ -37,6 +37,8 @@ _SUBMODULES = {
     "config",
     "io",
     "profiling",
+    "runinfo",
+    "classroom",
 }
 
 __all__ = ["__version__", *sorted(_SUBMODULES)]

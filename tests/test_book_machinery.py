@@ -1,0 +1,382 @@
+"""The book's machinery: the notebook runner's cache and failure report, run timings,
+and the consistency of the table of contents, glue keys and classroom page.
+
+The runner tests execute throw-away notebooks from a temporary ``--notebooks-dir``
+(pure Python, no torch), so they take seconds and never touch ``book/executed``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hubrepro import runinfo
+
+REPO = Path(__file__).resolve().parents[1]
+RUNNER = REPO / "scripts" / "run_notebooks.py"
+
+_spec = importlib.util.spec_from_file_location("run_notebooks", RUNNER)
+run_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_notebooks)
+
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+---
+
+# A throw-away notebook
+"""
+
+
+def _notebook(*cells: str, params: str = "x = 1  # a parameter") -> str:
+    body = f"\n```{{code-cell}} ipython3\n:tags: [parameters]\n\n{params}\nartifact_dir = ''  # unused\n```\n"
+    for c in cells:
+        body += f"\n```{{code-cell}} ipython3\n{c}\n```\n"
+    return HEADER + body
+
+
+def _run(nb_dir: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER),
+            "--notebooks-dir",
+            str(nb_dir),
+            "--root",
+            str(root),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def nb_dir(tmp_path) -> Path:
+    d = tmp_path / "notebooks"
+    (d / "params" / "small").mkdir(parents=True)
+    (d / "10_ok.md").write_text(
+        _notebook("from myst_nb import glue\nglue('nb10-val-x', x * 2, display=False)")
+    )
+    return d
+
+
+# ------------------------------------------------------------------ cache
+
+
+@pytest.mark.notebook
+def test_cache_reruns_exactly_when_an_input_changes(nb_dir, tmp_path):
+    root = tmp_path / "root"
+    first = _run(nb_dir, root, "--params", "small")
+    assert first.returncode == 0, first.stderr
+    assert "[done]    10_ok" in first.stdout
+    executed = root / "book" / "executed" / "10_ok.ipynb"
+    assert executed.exists() and (root / "book" / "executed" / ".10_ok.sha256").exists()
+
+    again = _run(nb_dir, root, "--params", "small")
+    assert "[cached]  10_ok" in again.stdout and "[running]" not in again.stdout
+
+    # a new parameter file for the set invalidates, and its value reaches the notebook
+    (nb_dir / "params" / "small" / "10_ok.yml").write_text("x: 21\n")
+    listed = _run(nb_dir, root, "--params", "small", "--list")
+    assert "[stale]   10_ok" in listed.stdout and not listed.stderr.strip().startswith(
+        "Traceback"
+    )
+    rerun = _run(nb_dir, root, "--params", "small")
+    assert "[done]    10_ok" in rerun.stdout, rerun.stderr
+    assert '"x": 21' in executed.read_text() or "x = 21" in executed.read_text()
+
+    # the source changes: re-run; nothing changes: cached
+    src = nb_dir / "10_ok.md"
+    src.write_text(src.read_text().replace("x * 2", "x * 3"))
+    assert "[stale]   10_ok" in _run(nb_dir, root, "--params", "small", "--list").stdout
+    # another parameter set is another cache key
+    assert (
+        "[stale]   10_ok" in _run(nb_dir, root, "--params", "default", "--list").stdout
+    )
+    timings = json.loads(
+        (root / "book" / "executed" / "timings-small.json").read_text()
+    )
+    assert set(timings) == {"10_ok"} and timings["10_ok"] > 0
+
+
+def test_environment_hash_follows_library_code_and_packaged_data(tmp_path):
+    lib = tmp_path / "src" / "hubrepro"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "a.py").write_text("x = 1\n")
+    (lib / "sub" / "table.json").write_text("{}\n")
+    h0 = run_notebooks.environment_hash(tmp_path)
+    assert run_notebooks.environment_hash(tmp_path) == h0
+    (lib / "__pycache__").mkdir()
+    (lib / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0junk")
+    assert run_notebooks.environment_hash(tmp_path) == h0  # compiled files do not count
+    (lib / "a.py").write_text("x = 2\n")
+    h1 = run_notebooks.environment_hash(tmp_path)
+    assert h1 != h0
+    (lib / "sub" / "table.json").write_text('{"a": 1}\n')
+    h2 = run_notebooks.environment_hash(tmp_path)
+    assert h2 != h1
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.yml").write_text("a: 1\n")
+    assert run_notebooks.environment_hash(tmp_path) != h2
+
+
+def test_content_hash_inputs(tmp_path):
+    src = tmp_path / "10_a.md"
+    src.write_text("x")
+    p = tmp_path / "10_a.yml"
+    p.write_text("a: 1\n")
+    base = run_notebooks.content_hash(src, p, "tiny", "env")
+    assert base == run_notebooks.content_hash(src, p, "tiny", "env")
+    assert base != run_notebooks.content_hash(src, p, "paper", "env")
+    assert base != run_notebooks.content_hash(src, p, "tiny", "env2")
+    assert base != run_notebooks.content_hash(src, None, "tiny", "env")
+    p.write_text("a: 2\n")
+    assert base != run_notebooks.content_hash(src, p, "tiny", "env")
+
+
+def test_report_notebooks_depend_on_the_other_notebooks_timings():
+    t = {"10_a": 1.0, "20_b": 2.0, "70_environment": 5.0}
+    assert run_notebooks._report_extra("10_a", t) == ""
+    extra = run_notebooks._report_extra("70_environment", t)
+    assert extra == run_notebooks._report_extra(
+        "70_environment", {**t, "70_environment": 9.9}
+    )
+    assert extra != run_notebooks._report_extra("70_environment", {**t, "20_b": 2.5})
+
+
+# ------------------------------------------------------------------ failures
+
+
+@pytest.mark.notebook
+def test_failing_notebook_names_notebook_cell_and_error(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    (d / "10_first.md").write_text(_notebook("y = x + 1"))
+    (d / "20_broken.md").write_text(
+        _notebook("y = x + 1", "z = y\nraise ValueError(f'boom {z}')", "never = True")
+    )
+    (d / "30_after.md").write_text(_notebook("w = 0"))
+    root = tmp_path / "root"
+    proc = _run(d, root, "--params", "default")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "20_broken.md failed (default)" in err
+    assert "ValueError: boom 2" in err
+    assert (
+        "code cell 3 of the source" in err
+    )  # parameters cell, `y = x + 1`, the raising cell
+    assert "cell begins: z = y" in err
+    assert str(root / "book" / "executed" / "20_broken.ipynb") in err
+    # the run stopped there: 30 never ran; the broken notebook has no stamp, so it re-runs
+    assert "[done]    10_first" in proc.stdout and "30_after" not in proc.stdout
+    assert not (root / "book" / "executed" / ".20_broken.sha256").exists()
+    assert not (root / "book" / "executed" / "30_after.ipynb").exists()
+
+
+def test_describe_failure_counts_source_cells_not_the_injected_one(tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": "# t"},
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 1"},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["injected-parameters"]},
+            "source": "x = 2",
+        },
+        {"cell_type": "code", "metadata": {}, "source": "import math"},
+        {"cell_type": "code", "metadata": {}, "source": "\n1 / 0"},
+    ]
+    executed = tmp_path / "nb.ipynb"
+    executed.write_text(json.dumps({"cells": cells}))
+    err = PapermillExecutionError(
+        4, 3, "\n1 / 0", "ZeroDivisionError", "division by zero", ["tb"]
+    )
+    text = run_notebooks.describe_failure(executed, err)
+    assert text.startswith("ZeroDivisionError: division by zero")
+    assert "code cell 3 of the source, In [3]" in text
+    assert "cell begins: 1 / 0" in text
+    # any other exception (a kernel death, a timeout) is still named
+    other = run_notebooks.describe_failure(
+        tmp_path / "missing.ipynb", TimeoutError("cell timed out")
+    )
+    assert other.startswith("TimeoutError: cell timed out") and "in a cell" in other
+
+
+def test_runner_usage_errors(nb_dir, tmp_path):
+    proc = _run(nb_dir, tmp_path / "r", "--params", "nosuchset")
+    assert (
+        proc.returncode == 2
+        and "unknown parameter set 'nosuchset'; known: ['small']" in proc.stderr
+    )
+    proc = _run(nb_dir, tmp_path / "r", "--only", "99_missing")
+    assert proc.returncode == 2 and "99_missing" in proc.stderr
+
+
+# ------------------------------------------------------------------ run timings
+
+
+def test_read_timings_is_robust(tmp_path):
+    p = tmp_path / "timings-tiny.json"
+    assert runinfo.read_timings(p).empty  # missing
+    p.write_text("{not json")
+    assert runinfo.read_timings(p).empty  # damaged
+    p.write_text(
+        json.dumps(
+            {
+                "20_b": 2.5,
+                "10_a": 1,
+                "30_c": "fast",
+                "40_d": -1,
+                "50_e": True,
+                "70_environment": 0.4,
+            }
+        )
+    )
+    df = runinfo.read_timings(p, exclude=("70_environment",))
+    assert list(df.columns) == ["notebook", "seconds"]
+    assert df.notebook.tolist() == ["10_a", "20_b"] and df.seconds.tolist() == [
+        1.0,
+        2.5,
+    ]
+    s = runinfo.timings_summary(df)
+    assert s == {
+        "n_notebooks": 2,
+        "total_seconds": 3.5,
+        "slowest": "20_b",
+        "slowest_seconds": 2.5,
+    }
+    assert (
+        runinfo.timings_summary(runinfo.read_timings(tmp_path / "none.json"))["slowest"]
+        is None
+    )
+    with pytest.raises(TypeError, match="`timings` must be a DataFrame"):
+        runinfo.timings_summary({"a": 1})
+
+
+def test_timings_path_defaults(monkeypatch, tmp_path):
+    monkeypatch.delenv(runinfo.ENV_EXECUTED_DIR, raising=False)
+    monkeypatch.delenv(runinfo.ENV_PARAMS_SET, raising=False)
+    assert (
+        runinfo.timings_path()
+        == Path("..") / "book" / "executed" / "timings-default.json"
+    )
+    monkeypatch.setenv(runinfo.ENV_EXECUTED_DIR, str(tmp_path))
+    monkeypatch.setenv(runinfo.ENV_PARAMS_SET, "tiny")
+    assert runinfo.timings_path() == tmp_path / "timings-tiny.json"
+    assert (
+        runinfo.timings_path(tmp_path / "x", "paper")
+        == tmp_path / "x" / "timings-paper.json"
+    )
+
+
+def test_environment_table_from_provenance():
+    prov = {
+        "python": "3.11.2",
+        "platform": "Linux",
+        "packages": {"torch": "2.13.0", "open_clip_torch": None},
+        "torch_threads": 2,
+        "cuda_available": False,
+        "commit": "0123456789abcdef",
+        "dirty": True,
+    }
+    df = runinfo.environment_table(prov)
+    rows = dict(zip(df.component, df.version, strict=True))
+    assert rows["torch"] == "2.13.0" and rows["open_clip_torch"] == "not installed"
+    assert rows["git commit"] == "0123456789ab (uncommitted changes)"
+    assert rows["torch threads"] == "2" and rows["CUDA available"] == "False"
+    with pytest.raises(TypeError, match="`prov` must be a mapping"):
+        runinfo.environment_table([1, 2])
+
+
+# ------------------------------------------------------------------ consistency of the book
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+def test_toc_lists_existing_pages_and_every_notebook():
+    files = _toc_files()
+    assert len(files) == len(set(files))
+    for f in files:
+        if f.startswith("book/executed/"):
+            assert (REPO / "notebooks" / f"{Path(f).name}.md").exists(), (
+                f"_toc.yml lists {f}, but notebooks/{Path(f).name}.md does not exist"
+            )
+        else:
+            assert (REPO / f"{f}.md").exists(), (
+                f"_toc.yml lists {f}, which does not exist"
+            )
+    executed = {Path(f).name for f in files if f.startswith("book/executed/")}
+    sources = {p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.md")}
+    assert sources <= executed, (
+        f"notebooks missing from _toc.yml: {sorted(sources - executed)}"
+    )
+
+
+_GLUE_USE = re.compile(
+    r"(?:\{glue:(?:text|figure|any|math)\}`|```\{glue:(?:figure|math)\}\s+)(?:executed/(?P<nb1>\d\d_[\w-]+)\.ipynb::)?(?P<key>nb\d\d-[\w-]+)(?:[^\n]*\n:doc: executed/(?P<nb2>\d\d_[\w-]+)\.ipynb)?"
+)
+_GLUE_DEF = re.compile(r"glue\(\s*(f?)([\"'])(nb\d\d-[^\"']+)\2")
+
+
+def _defined_key_patterns(stem: str) -> list[re.Pattern]:
+    src = (REPO / "notebooks" / f"{stem}.md").read_text()
+    pats = []
+    for is_f, _, key in _GLUE_DEF.findall(src):
+        pats.append(
+            re.compile(re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(key)) + "$")
+            if is_f
+            else re.compile(re.escape(key) + "$")
+        )
+    return pats
+
+
+def test_pasted_glue_keys_are_produced_by_the_named_notebook():
+    """A static check of every chapter's glue (the book build re-checks it after execution)."""
+    problems = []
+    for page in sorted((REPO / "book").rglob("*.md")):
+        if "executed" in page.parts:
+            continue
+        for m in _GLUE_USE.finditer(page.read_text()):
+            stem = m["nb1"] or m["nb2"]
+            key = m["key"]
+            if stem is None:
+                continue  # a same-page paste; the build checks those
+            if not (REPO / "notebooks" / f"{stem}.md").exists():
+                problems.append(f"{page.name}: {key} from missing notebook {stem}")
+            elif not any(p.match(key) for p in _defined_key_patterns(stem)):
+                problems.append(f"{page.name}: {stem} glues no {key}")
+            elif not key.startswith(f"nb{stem[:2]}-"):
+                problems.append(
+                    f"{page.name}: {key} does not carry the prefix of {stem}"
+                )
+    assert not problems, "\n".join(problems)
+
+
+def test_classroom_page_lists_every_assignment():
+    from hubrepro.classroom import ASSIGNMENTS
+
+    page = (REPO / "book" / "09_classroom.md").read_text()
+    missing = [name for name in ASSIGNMENTS if name not in page]
+    assert not missing, f"book/09_classroom.md does not mention {missing}"
