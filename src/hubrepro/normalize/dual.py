@@ -122,9 +122,17 @@ class DualIS(BaseNormalizer):
         self, s: torch.Tensor, gq: torch.Tensor | float, gg: torch.Tensor | float
     ) -> torch.Tensor:
         bq, bg = self.beta_query, self.beta_gallery
-        tq = bq * s - gq * self._stat(self.lse_query_, s)
-        tg = bg * s - gg * self._stat(self.lse_gallery_, s)
-        log = tq + tg if self.aggregation == "product" else torch.logaddexp(tq, tg)
+        cq, cg = (
+            gq * self._stat(self.lse_query_, s),
+            gg * self._stat(self.lse_gallery_, s),
+        )
+        if self.aggregation == "product":
+            if (
+                self.scale == "similarity"
+            ):  # direct form: rows gated by neither bank stay exact
+                return s - (cq + cg) / (bq + bg)
+            return (bq + bg) * s - cq - cg
+        log = torch.logaddexp(bq * s - cq, bg * s - cg)
         return log / (bq + bg) if self.scale == "similarity" else log
 
     def _transform(self, s: torch.Tensor) -> torch.Tensor:

@@ -116,6 +116,6 @@ class InvertedSoftmax(BaseNormalizer):
         self.lse_ = stream_bank_stats(sources[self.bank], beta=self.beta_).lse
 
     def _transform(self, s: torch.Tensor) -> torch.Tensor:
-        beta = self.beta_
-        log = beta * s - self._stat(self.lse_, s)
-        return log / beta if self.scale == "similarity" else log
+        beta, c = self.beta_, self._stat(self.lse_, s)
+        # the similarity scale is computed directly (not as log / beta) so that it is exact
+        return s - c / beta if self.scale == "similarity" else beta * s - c

@@ -101,7 +101,11 @@ class QBNorm(InvertedSoftmax):
         return self.active_.to(sims.device)[first_argmax(sims)]
 
     def _transform(self, s: torch.Tensor) -> torch.Tensor:
-        beta = self.beta_
+        beta, c = self.beta_, self._stat(self.lse_, s)
         gamma = self.gate(s).to(s.dtype)[:, None]
-        log = beta * s - gamma * self._stat(self.lse_, s)
-        return log / beta if self.scale == "similarity" else log
+        # ungated rows come back bit-for-bit equal to `sims` on the similarity scale
+        return (
+            s - gamma * (c / beta)
+            if self.scale == "similarity"
+            else beta * s - gamma * c
+        )

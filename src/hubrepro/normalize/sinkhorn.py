@@ -138,8 +138,10 @@ class SinkhornNorm(BaseNormalizer):
         )
 
     def _transform(self, s: torch.Tensor) -> torch.Tensor:
-        log = self.beta_ * s + self._stat(self.log_v_, s)
-        return log / self.beta_ if self.scale == "similarity" else log
+        lv = self._stat(self.log_v_, s)
+        return (
+            s + lv / self.beta_ if self.scale == "similarity" else self.beta_ * s + lv
+        )
 
 
 class _ConcatSource(BankSource):
