@@ -62,6 +62,8 @@ __all__ = [
     "train",
     "resume",
     "encode",
+    "load_train_data",
+    "evaluate",
 ]
 
 
@@ -81,6 +83,8 @@ class TrainConfig:
         ``"stdlib-code"``, ``"user"``).
     dataset_options : dict
         Keyword options of the loader (e.g. ``{"protocol": "by-module"}``).
+    data_dir : str or None
+        A folder of the user's embeddings (``dataset="user"``).
     data_seed : int
         Seed of the data generator/split.
     n_val : int
@@ -123,6 +127,7 @@ class TrainConfig:
 
     dataset: str = "synthetic"
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
     data_seed: int = 0
     n_val: int = 500
     loss: Literal["infonce", "neighborretr"] = "neighborretr"
@@ -928,5 +933,46 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     """Load ``cfg.dataset`` and split its training bank into training and validation."""
     from hubrepro.datasets import load_dataset
 
-    paired = load_dataset(cfg.dataset, seed=cfg.data_seed, **cfg.dataset_options)
+    paired = load_dataset(
+        cfg.dataset, seed=cfg.data_seed, data_dir=cfg.data_dir, **cfg.dataset_options
+    )
     return make_train_data(paired, n_val=cfg.n_val, seed=cfg.data_seed)
+
+
+def evaluate(
+    model: DualEncoderHeads, data: Any, *, k: int = 10, hub_factor: float = 2.0
+) -> dict[str, float]:
+    """Evaluate trained heads on the test split of a :class:`~hubrepro.datasets.PairedData`.
+
+    Returns one flat dict: R@1/5/10, MdR, MnR per direction (``q2g_*``, ``g2q_*``)
+    and ``Rsum`` (:func:`hubrepro.retrieval.evaluate_retrieval`); hubness of the
+    gallery under the queries (``gallery_*``) and of the queries under the gallery
+    (``query_*``) from :func:`hubrepro.hubness.hubness_report`; and, when the data
+    has concept labels, the good/bad-hub statistics of
+    :func:`hubrepro.hub_quality.neighbor_label_stats` in both directions.
+
+    Book: :ref:`sec-neighborretr`.
+    """
+    from hubrepro.hub_quality import neighbor_label_stats
+    from hubrepro.hubness import hubness_report
+    from hubrepro.retrieval import evaluate_retrieval
+
+    ql, gl = encode(model, data.query, data.gallery)
+    sims = (ql @ gl.T).cpu()
+    res = evaluate_retrieval(sims, data.query_to_gallery)
+    out: dict[str, float] = {"Rsum": float(res["Rsum"])}
+    for d, short in (("query_to_gallery", "q2g"), ("gallery_to_query", "g2q")):
+        out.update({f"{short}_{m}": float(v) for m, v in res[d].items()})
+    for side, mat in (("gallery", sims), ("query", sims.T)):
+        rep = hubness_report(mat, k=min(k, mat.shape[1]))
+        out.update({f"{side}_{m}": float(v) for m, v in rep.items() if m != "k"})
+    if data.query_labels is not None and data.gallery_labels is not None:
+        for short, mat, a, b in (
+            ("q2g", sims, data.query_labels, data.gallery_labels),
+            ("g2q", sims.T, data.gallery_labels, data.query_labels),
+        ):
+            st = neighbor_label_stats(
+                mat, a, b, k=min(k, mat.shape[1]), hub_factor=hub_factor
+            )
+            out.update({f"{short}_{m}": float(v) for m, v in st.items() if m != "k"})
+    return out
