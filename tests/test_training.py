@@ -1,0 +1,238 @@
+"""Trainer: exact resume, run-dir safety, validation-based selection, data split, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+
+from hubrepro.cli import main
+from hubrepro.config import from_params
+from hubrepro.training import (
+    CONDITIONS,
+    TrainConfig,
+    TrainData,
+    make_train_data,
+    seed_everything,
+    train,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _data(n=96, n_val=40, d=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n + n_val, d, generator=gen)
+    rot = torch.linalg.qr(torch.randn(d, d, generator=gen))[0]
+    q = z + 0.1 * torch.randn(n + n_val, d, generator=gen)
+    g = z @ rot + 0.1 * torch.randn(n + n_val, d, generator=gen)
+    return TrainData(q[:n], g[:n], q[n:], g[n:], None)
+
+
+CFG = TrainConfig(
+    hidden_dim=16, embed_dim=8, global_dim=8, batch_size=16, mb_batch=2, num_neighbors=4,
+    epochs=2, lr=3e-3, progress=False, device="cpu", checkpoint_every=4, eval_k=5,
+)  # fmt: skip
+
+
+def _state_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _strip(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.mark.parametrize("stop", [5, 6])  # mid-epoch, and exactly at the epoch end
+@pytest.mark.parametrize("compat", ["fixed", "official"])
+def test_resume_is_bit_identical(tmp_path, stop, compat):
+    cfg = dataclasses.replace(CFG, compat=compat)
+    data = _data()
+    straight = train(cfg, data, run_dir=tmp_path / "a")
+    part = train(cfg, data, run_dir=tmp_path / "b", stop_after_steps=stop)
+    assert part.steps == stop
+    resumed = train(cfg, data, run_dir=tmp_path / "b", resume=True)
+    assert resumed.steps == straight.steps == 12
+    assert _state_equal(straight.final_model, resumed.final_model)
+    assert _state_equal(straight.model, resumed.model)
+    assert _strip(straight.history) == _strip(resumed.history)
+    assert (tmp_path / "b" / "metrics.csv").read_text().count(
+        "\n"
+    ) == 3  # header + 2 epochs
+
+
+def test_same_seed_same_result_and_inputs_untouched():
+    data = _data()
+    before = [
+        t.clone()
+        for t in (
+            data.train_query,
+            data.train_gallery,
+            data.val_query,
+            data.val_gallery,
+        )
+    ]
+    a = train(dataclasses.replace(CFG, epochs=1), data)
+    b = train(dataclasses.replace(CFG, epochs=1), data)
+    assert _state_equal(a.final_model, b.final_model)
+    after = (data.train_query, data.train_gallery, data.val_query, data.val_gallery)
+    assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
+    c = train(dataclasses.replace(CFG, epochs=1, seed=7), data)
+    assert not _state_equal(a.final_model, c.final_model)
+
+
+def test_selection_on_validation_and_learning(tmp_path):
+    cfg = dataclasses.replace(
+        CFG, epochs=4, batch_size=32, lr=1e-2, **CONDITIONS["infonce"]
+    )
+    res = train(cfg, _data(n=512), run_dir=tmp_path / "run")
+    scores = [row["val_Rsum"] for row in res.history]
+    assert res.best_epoch == 1 + max(range(len(scores)), key=scores.__getitem__)
+    assert res.best_score == max(scores)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["epoch"] == res.best_epoch
+    assert all(
+        torch.equal(best["model"][k], v) for k, v in res.model.state_dict().items()
+    )
+    # an easy aligned problem: far above chance (R@1 = 2.5 % for 40 items)
+    assert max(row["val_q2g_R@1"] for row in res.history) > 60
+    cfg_back = from_params(
+        TrainConfig, json.loads((tmp_path / "run" / "config.json").read_text())
+    )
+    assert cfg_back == cfg
+
+
+def test_run_dir_is_never_overwritten(tmp_path):
+    data = _data()
+    cfg = dataclasses.replace(CFG, epochs=1)
+    train(cfg, data, run_dir=tmp_path / "r")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        train(cfg, data, run_dir=tmp_path / "r")
+    train(cfg, data, run_dir=tmp_path / "r", overwrite=True)
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        train(cfg, data, run_dir=tmp_path / "empty", resume=True)
+    with pytest.raises(ValueError, match="configuration"):
+        train(
+            dataclasses.replace(cfg, lr=0.5), data, run_dir=tmp_path / "r", resume=True
+        )
+
+
+def test_bad_config_and_data():
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="triplet")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=2)
+    with pytest.raises(ValueError, match="unknown"):
+        from_params(TrainConfig, {"kapa": 1.0})
+    with pytest.raises(ValueError, match="at least one batch"):
+        train(CFG, TrainData(torch.randn(8, 4), torch.randn(8, 4)))
+    with pytest.raises(ValueError, match="aligned"):
+        TrainData(torch.randn(8, 4), torch.randn(7, 4))
+    with pytest.raises(TypeError, match="TrainData"):
+        train(CFG, (torch.randn(8, 4), torch.randn(8, 4)))
+
+
+def test_make_train_data_holds_out_whole_gallery_items():
+    # 3 captions per gallery item; val items and all their captions leave the training set
+    n_g, per = 30, 3
+    b2g = torch.arange(n_g).repeat_interleave(per)
+    bg = torch.randn(n_g, 4)
+    bq = bg[b2g] + 0.01
+    paired = SimpleNamespace(bank_query=bq, bank_gallery=bg, bank_query_to_gallery=b2g)
+    td = make_train_data(paired, n_val=10, seed=1)
+    assert td.train_query.shape[0] == (n_g - 10) * per and td.val_gallery.shape[0] == 10
+    assert td.val_query.shape[0] == 10 * per
+    # every validation query matches its validation gallery item
+    torch.testing.assert_close(
+        td.val_query - 0.01, td.val_gallery[td.val_query_to_gallery]
+    )
+    train_rows = {tuple(r.tolist()) for r in td.train_gallery}
+    assert not any(tuple(r.tolist()) in train_rows for r in td.val_gallery)
+    with pytest.raises(ValueError, match="bank"):
+        make_train_data(SimpleNamespace(bank_query=None, bank_gallery=None), n_val=1)
+
+
+def test_seed_everything_rejects_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _write_config(tmp_path, **extra):
+    cfg = {
+        "dataset": "synthetic",
+        "dataset_options": {"n_gallery": 60, "n_bank_gallery": 200, "dim": 16},
+        "n_val": 40, "hidden_dim": 16, "embed_dim": 8, "global_dim": 8, "batch_size": 32,
+        "mb_batch": 2, "num_neighbors": 4, "epochs": 1, "device": "cpu", **extra,
+    }  # fmt: skip
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_cli_train_then_resume(tmp_path, capsys):
+    cfg = _write_config(tmp_path)
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(cfg),
+                "--run-dir",
+                str(run),
+                "--set",
+                "kappa=0.1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "test Rsum" in capsys.readouterr().out
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert {"Rsum", "q2g_R@1", "gallery_skewness", "q2g_bad_hub_fraction"} <= set(
+        metrics
+    )
+    assert json.loads((run / "config.json").read_text())["kappa"] == 0.1
+    assert main(["train", "--resume", str(run)]) == 0
+    # the same run dir again without --overwrite is refused with a one-line error
+    assert main(["train", "--config", str(cfg), "--run-dir", str(run)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--config", "missing.yaml", "--run-dir", "x"], "existing YAML file"),
+        (["--config", "{cfg}", "--run-dir", "{tmp}/r", "--set", "kappa"], "KEY=VALUE"),
+        (
+            ["--config", "{cfg}", "--run-dir", "{tmp}/r", "--set", "kapa=1"],
+            "unknown key",
+        ),
+        (
+            ["--config", "{cfg}", "--run-dir", "{tmp}/r", "--set", "epochs=two"],
+            "epochs",
+        ),
+        (["--config", "{cfg}"], "run_dir"),
+        (["--resume", "{tmp}/nothing"], "config.json"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, match):
+    cfg = _write_config(tmp_path)
+    argv = [a.format(cfg=cfg, tmp=tmp_path) for a in argv]
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "Traceback" not in err and err.count("\n") == 0
