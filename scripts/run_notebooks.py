@@ -30,7 +30,7 @@ and its stamp is removed, so the next run retries it.
 Usage::
 
     python scripts/run_notebooks.py [--params default] [--only 10_hubness_metrics ...]
-                                    [--root DIR] [--notebooks-dir DIR] [--force]
+                                    [-p NAME VALUE ...] [--root DIR] [--notebooks-dir DIR] [--force]
                                     [--timeout SECONDS] [--list]
 """
 
@@ -245,6 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO / "notebooks",
         help="folder of NN_slug.md sources and params/ (default: notebooks)",
     )
+    ap.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override one parameter (VALUE read as YAML: 500, [3, 10], true, text); repeatable",
+    )
     ap.add_argument("--force", action="store_true", help="ignore the cache")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     ap.add_argument(
@@ -289,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             timings = json.loads(timings_file.read_text())
         except ValueError:
             timings = {}  # a truncated file from an interrupted run: start afresh
+    import yaml
+
+    overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
     env_digest = environment_hash()
     os.environ["HUBREPRO_EXECUTED_DIR"] = str(out_dir)
     os.environ["HUBREPRO_PARAMS_SET"] = args.params
@@ -298,8 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     for src in sources:
         stem = src.stem
         params, pfile = load_params(params_dir, stem)
+        params = {**params, **overrides}
         digest = content_hash(
-            src, pfile, args.params, env_digest, _report_extra(stem, timings)
+            src,
+            pfile,
+            args.params,
+            env_digest,
+            _report_extra(stem, timings)
+            + json.dumps(overrides, sort_keys=True, default=str),
         )
         executed = out_dir / f"{stem}.ipynb"
         stamp = out_dir / f".{stem}.sha256"

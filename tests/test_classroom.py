@@ -255,7 +255,9 @@ def test_solution_passes_and_student_version_fails(name, built):
     assert not solved.cell_errors, solved.cell_errors
     untouched = grade(name, built / "student" / f"{name}.ipynb", student_id="example")
     assert not untouched.passed
-    assert untouched.score <= 1  # only "submitted for this student"
+    assert (
+        untouched.score <= 2
+    )  # "submitted for this student", "without the reference module"
     assert any("NotImplementedError" in e for e in untouched.cell_errors)
     assert all(r.feedback for r in untouched.results if not r.passed)
 
@@ -361,7 +363,7 @@ def test_missing_student_id_is_a_failed_check(tmp_path):
         report.results[0].name == "submitted for this student"
         and not report.results[0].passed
     )
-    assert report.score == 0
+    assert report.score == 1  # only "implemented without the reference module"
 
 
 # ------------------------------------------------------------------ command line
@@ -388,7 +390,7 @@ def test_cli_exit_status_and_feedback(built, capsys):
     )
     assert proc.returncode == 1, proc.stderr
     assert (
-        "score: 1/10" in proc.stdout
+        "score: 2/11" in proc.stdout
         and "[FAIL ] k_occurrence matches the library" in proc.stdout
     )
     assert (
@@ -421,3 +423,29 @@ def test_endless_submission_is_stopped(tmp_path):
     report = grade("a1_k_occurrence_skewness", sub, isolate=True, timeout=4)
     assert not report.passed
     assert "longer than 4 s" in report.results[0].feedback
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from hubrepro.hubness import k_occurrence\n",
+        "import hubrepro.hubness as h\n",
+        "from hubrepro import similarity, hubness\n",
+        "import hubrepro\nf = hubrepro.hubness.skewness\n",
+    ],
+)
+def test_using_the_reference_module_is_flagged(tmp_path, code):
+    sub = tmp_path / "copy.py"
+    sub.write_text("STUDENT_ID = 'x'\n" + code)
+    by_name = {r.name: r for r in grade("a1_k_occurrence_skewness", sub).results}
+    flag = by_name["implemented without the reference module"]
+    assert not flag.passed and "hubrepro.hubness" in flag.feedback
+
+
+def test_other_library_modules_are_allowed(tmp_path):
+    sub = tmp_path / "ok.py"
+    sub.write_text(
+        "STUDENT_ID = 'x'\nfrom hubrepro.retrieval import evaluate_retrieval\nimport torch\n"
+    )
+    by_name = {r.name: r for r in grade("a2_inverted_softmax", sub).results}
+    assert by_name["implemented without the reference module"].passed

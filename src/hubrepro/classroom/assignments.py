@@ -56,6 +56,8 @@ class Assignment:
     make_data: Callable[[int], dict[str, Any]]
     checks: tuple[Check, ...]
     references: tuple[str, ...]
+    # modules the submission may not use: they hold the reference implementation
+    forbidden: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -259,6 +261,7 @@ def _a1_answer_hub(ctx: Context) -> None:
 
 A1 = Assignment(
     name="a1_k_occurrence_skewness",
+    forbidden=("hubrepro.hubness",),
     title="k-occurrence and its skewness",
     functions=("k_occurrence", "skewness"),
     answers=("answer_skewness", "answer_top_hub"),
@@ -425,6 +428,7 @@ def _a2_answer_is(ctx: Context) -> None:
 
 A2 = Assignment(
     name="a2_inverted_softmax",
+    forbidden=("hubrepro.normalize",),
     title="Inverted softmax in the log domain",
     functions=("inverted_softmax",),
     answers=("answer_r1_plain", "answer_r1_is"),
@@ -548,6 +552,7 @@ def _a3_answer_grows(ctx: Context) -> None:
 
 A3 = Assignment(
     name="a3_hubness_vs_dimension",
+    forbidden=("hubrepro.hubness", "hubrepro.simulate"),
     title="Hubness grows with dimension",
     functions=("hubness_curve",),
     answers=("answer_curve", "answer_grows"),
@@ -664,6 +669,7 @@ def _a4_answer(ctx: Context) -> None:
 
 A4 = Assignment(
     name="a4_neighbor_adjusting_loss",
+    forbidden=("hubrepro.losses",),
     title="The neighbour adjusting loss of NeighborRetr",
     functions=("neighbor_adjusting_loss",),
     answers=("answer_loss",),

@@ -16,10 +16,13 @@ Book: :ref:`sec-classroom`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -141,6 +144,7 @@ class Context:
     namespace: dict[str, Any]
     student_id: str
     data: dict[str, Any]
+    source: str = ""  # the submission's code, all cells
 
     def function(self, name: str) -> Callable[..., Any]:
         """The student's function ``name`` (fails the check when it is not defined)."""
@@ -222,21 +226,60 @@ def load_submission(path: str | Path) -> tuple[dict[str, Any], list[str]]:
             repr(str(p)),
             exc=FileNotFoundError,
         )
-    ns: dict[str, Any] = {"__name__": "__submission__", "__file__": str(p)}
+    cells = _code_cells(p)
+    ns: dict[str, Any] = {
+        "__name__": "__submission__",
+        "__file__": str(p),
+        "__source__": "\n".join(cells),
+    }
     errors: list[str] = []
     old_cwd = os.getcwd()
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         os.chdir(p.parent)
-        for i, src in enumerate(_code_cells(p), start=1):
+        for i, src in enumerate(cells, start=1):
             try:
                 code = compile(_drop_magics(src), f"<{p.name} cell {i}>", "exec")
-                exec(code, ns)  # noqa: S102 -- running the submission is the grader's job
+                # the submission's prints would mix with the report (and break --json)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(code, ns)  # noqa: S102 -- running the submission is the grader's job
             except Exception as err:
                 errors.append(f"cell {i}: {type(err).__name__}: {err}")
     finally:
         os.chdir(old_cwd)
     return ns, errors
+
+
+def _forbidden_uses(forbidden: tuple[str, ...], source: str) -> list[str]:
+    """Names of ``forbidden`` modules (``hubrepro.x``) that ``source`` imports or uses."""
+    found = []
+    for dotted in forbidden:
+        parent, _, leaf = dotted.rpartition(".")
+        pats = [
+            re.escape(dotted) + r"\b",
+            r"from\s+"
+            + re.escape(parent)
+            + r"\s+import\s+[^\n]*\b"
+            + re.escape(leaf)
+            + r"\b",
+        ]
+        if any(re.search(pat, source) for pat in pats):
+            found.append(dotted)
+    return found
+
+
+def _own_work(forbidden: tuple[str, ...], source: str) -> CheckResult:
+    name = "implemented without the reference module"
+    used = _forbidden_uses(forbidden, source)
+    if used:
+        return CheckResult(
+            name,
+            1,
+            0.0,
+            f"the submission uses {', '.join(used)}, which the grader compares with; "
+            "write the code yourself",
+        )
+    return CheckResult(name, 1, 1.0, "")
 
 
 def _run_check(check, ctx: Context) -> CheckResult:
@@ -332,7 +375,13 @@ def grade(
         results.append(
             CheckResult("submitted for this student", 1, 1.0 if ok else 0.0, why)
         )
-    ctx = Context(namespace=ns, student_id=sid, data=student_data(spec.name, sid))
+    ctx = Context(
+        namespace=ns,
+        student_id=sid,
+        data=student_data(spec.name, sid),
+        source=str(ns.get("__source__", "")),
+    )
+    results.append(_own_work(spec.forbidden, ctx.source))
     results.extend(_run_check(c, ctx) for c in spec.checks)
     return GradeReport(spec.name, sid, str(path), tuple(results), tuple(cell_errors))
 

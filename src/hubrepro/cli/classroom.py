@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         for name, spec in classroom.ASSIGNMENTS.items():
-            total = sum(c.points for c in spec.checks) + 1
+            total = (
+                sum(c.points for c in spec.checks) + 2
+            )  # + "submitted for this student" and "implemented without the reference module"
             print(
                 f"{name}: {spec.title} ({total:g} points; implement {', '.join(spec.functions)}; report {', '.join(spec.answers)})"
             )
