@@ -1,0 +1,116 @@
+"""Build and verify the shipped data against its manifest.
+
+The shipped pairs file has a sidecar ``hubrepro/_data/stdlib_code_v<N>.json`` (inside
+the package, so an installed copy can verify itself) and an entry in the repository's
+``data/manifest.yml`` (the compendium's record of raw inputs): file, data and extractor
+versions, the Python version it was extracted with, counts and SHA-256.
+
+Book: :ref:`sec-data`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hubrepro.reporting import sha256_file
+
+from .stdlib_code import DATA_VERSION, data_file, extract_stdlib_pairs, write_pairs
+
+__all__ = ["REPO_MANIFEST", "build_stdlib_data", "sidecar_file", "verify_data"]
+
+#: The repository's manifest (absent in an installed copy).
+REPO_MANIFEST = Path(__file__).resolve().parents[3] / "data" / "manifest.yml"
+
+_SOURCE = {
+    "source": "Python standard library sources (Lib/), extracted with `ast` by hubrepro.datasets.stdlib_code",
+    "licence": "PSF-2.0 (Python Software Foundation License Version 2); see data/README.md",
+    "description": "docstring summary (>= 4 words) -> function source without docstrings",
+}
+
+
+def sidecar_file(version: int = DATA_VERSION) -> Path:
+    """The packaged manifest entry of the pairs file."""
+    return data_file(version).with_suffix("").with_suffix(".json")
+
+
+def _update_repo_manifest(entry: dict[str, Any], manifest: Path) -> None:
+    import yaml
+
+    doc = yaml.safe_load(manifest.read_text()) if manifest.is_file() else None
+    doc = doc if isinstance(doc, dict) else {}
+    doc.setdefault("datasets", {})["stdlib-code"] = entry
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# Record of the compendium's raw inputs: file, version, checksum, source, licence.\n"
+        "# Written by `hubrepro data build`; checked by `hubrepro data verify`.\n"
+    )
+    manifest.write_text(
+        header + yaml.safe_dump(doc, sort_keys=True, allow_unicode=True)
+    )
+
+
+def build_stdlib_data(
+    *,
+    overwrite: bool = False,
+    stdlib_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    manifest: str | Path | None = REPO_MANIFEST,
+) -> dict[str, Any]:
+    """Extract the stdlib pairs and write the data file, its sidecar and the manifest entry.
+
+    Refuses to replace an existing data file unless ``overwrite`` (a different Python
+    version gives different pairs; the shipped file is what the book's numbers use).
+
+    Returns
+    -------
+    dict
+        The manifest entry.
+    """
+    path = Path(out) if out is not None else data_file()
+    pairs = extract_stdlib_pairs(stdlib_dir)
+    entry = {**write_pairs(pairs, path, overwrite=overwrite), **_SOURCE}
+    side = path.with_suffix("").with_suffix(".json")
+    side.write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+    if manifest is not None and out is None:
+        _update_repo_manifest(
+            {**entry, "file": f"src/hubrepro/_data/{path.name}"}, Path(manifest)
+        )
+    return entry
+
+
+def verify_data(manifest: str | Path | None = REPO_MANIFEST) -> list[str]:
+    """Check the shipped data against its sidecar and the repository manifest.
+
+    Returns
+    -------
+    list of str
+        Problems found (empty when everything matches).
+    """
+    problems = []
+    path = data_file()
+    side = sidecar_file()
+    if not path.is_file():
+        return [f"{path} is missing: run `hubrepro data build`"]
+    digest = sha256_file(path)
+    if not side.is_file():
+        problems.append(f"{side} is missing: run `hubrepro data build --overwrite`")
+    else:
+        expected = json.loads(side.read_text()).get("sha256")
+        if expected != digest:
+            problems.append(
+                f"{path.name}: sha256 {digest} does not match {side.name} ({expected})"
+            )
+    if manifest is not None and Path(manifest).is_file():
+        import yaml
+
+        doc = yaml.safe_load(Path(manifest).read_text()) or {}
+        entry = (doc.get("datasets") or {}).get("stdlib-code")
+        if entry is None:
+            problems.append(f"{manifest} has no entry for stdlib-code")
+        elif entry.get("sha256") != digest:
+            problems.append(
+                f"{path.name}: sha256 {digest} does not match {manifest} ({entry.get('sha256')})"
+            )
+    return problems
