@@ -255,6 +255,7 @@ class TrainResult:
     run_dir: Path | None
     final_model: DualEncoderHeads
     steps: int
+    bank: FIFOBank | None = None
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
@@ -898,6 +899,7 @@ def train(
         run_dir=rdir,
         final_model=final,
         steps=step,
+        bank=bank,
     )
 
 
