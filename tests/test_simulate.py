@@ -532,3 +532,156 @@ def test_verdict_r2_uses_only_d_at_least_20():
     rows.append(("e", "u", "euclidean", 100, 10, 0, "rho_centrality", -0.4))
     verdict, det = S.verdict_r2(_frame(rows))
     assert verdict == "not supported" and det["ok"].sum() == 2
+
+
+def test_verdict_d1_region_from_hand_frame():
+    rows = []
+    for cone, gap, rq, rg in [
+        (0.5, 0.0, 0.8, 0.7),
+        (0.0, 0.5, 0.8, -0.6),
+        (0.5, 0.5, 0.9, 0.4),
+    ]:
+        for stat, v in (("rho_q", rq), ("rho_g", rg)):
+            rows.append(
+                (
+                    "two_modality",
+                    "isotropic",
+                    "orthogonal",
+                    cone,
+                    gap,
+                    8,
+                    10,
+                    0,
+                    stat,
+                    v,
+                )
+            )
+    cols = [
+        "experiment",
+        "latent",
+        "gap_along",
+        "cone",
+        "gap",
+        "d",
+        "k",
+        "seed",
+        "statistic",
+        "value",
+    ]
+    verdict, det = S.verdict_d1(pd.DataFrame(rows, columns=cols))
+    assert verdict == "not supported"
+    assert det.set_index(["cone", "gap"])["inside"].to_dict() == {
+        (0.5, 0.0): True,
+        (0.0, 0.5): False,
+        (0.5, 0.5): False,
+    }
+
+
+def test_verdict_t3_and_paired_difference_on_hand_frames():
+    cols = [
+        "experiment",
+        "latent",
+        "gap_along",
+        "cone",
+        "gap",
+        "d",
+        "k",
+        "method",
+        "seed",
+        "statistic",
+        "value",
+    ]
+    rows = []
+    for gap, none, isq, dual in [(0.0, 40.0, 42.0, 43.0), (0.5, 40.0, 42.0, 41.0)]:
+        for seed, shift in ((0, 0.0), (1, 10.0)):  # seed 1: an easier world, same gains
+            for method, v in (("none", none), ("is_q", isq), ("dualis", dual)):
+                rows.append(
+                    (
+                        "b",
+                        "isotropic",
+                        "orthogonal",
+                        0.5,
+                        gap,
+                        8,
+                        10,
+                        method,
+                        seed,
+                        "R@1",
+                        v + shift,
+                    )
+                )
+    benefit = pd.DataFrame(rows, columns=cols)
+    region = pd.DataFrame(
+        {
+            "latent": ["isotropic"] * 2,
+            "gap_along": ["orthogonal"] * 2,
+            "cone": [0.5, 0.5],
+            "gap": [0.0, 0.5],
+            "inside": [True, False],
+        }
+    )
+    verdict, det = S.verdict_t3(region, benefit)
+    assert verdict == "supported" and det["agrees"].all()
+    region.loc[1, "inside"] = True
+    assert S.verdict_t3(region, benefit)[0] == "not supported"
+    gain = S.paired_difference(benefit)
+    assert set(gain["method"]) == {"is_q", "dualis"}
+    # the world shift of seed 1 cancels: gains are identical across seeds
+    g = gain.groupby(["method", "gap"])["value"].agg(["min", "max"])
+    assert (g["min"] == g["max"]).all()
+    assert g.loc[("dualis", 0.0), "min"] == 3.0
+    with pytest.raises(ValueError, match="`reference` must be one of"):
+        S.paired_difference(benefit, reference="csls")
+
+
+def test_bank_benefit_runs_and_is_in_range():
+    df = S.simulate_bank_benefit([0.5], [0.0], n=120, d=16, replicates=1, bank_size=200)
+    r1 = df[df.statistic == "R@1"].set_index("method")["value"]
+    assert set(r1.index) == set(S.BANK_METHODS)
+    assert ((r1 >= 0) & (r1 <= 100)).all()
+    with pytest.raises(ValueError, match="`methods` must be one of"):
+        S.simulate_bank_benefit([0.5], [0.0], n=20, d=4, methods=["sinkhorn"])
+
+
+def test_intrinsic_dimension_frame_has_both_curves():
+    df = S.simulate_intrinsic_dimension([2, 8], 8, n=80, replicates=1)
+    assert set(df["law"]) == {"embedded in D = 8", "plain, d = m"}
+    assert set(df["m"]) == {2, 8}
+    with pytest.raises(ValueError, match="`ranks` must be at most embedding_dim"):
+        S.simulate_intrinsic_dimension([9], 8)
+
+
+def test_summary_value_picks_one_row_or_nan():
+    s = pd.DataFrame({"law": ["a", "b"], "d": [3, 3], "mean": [1.5, 2.5]})
+    assert S.summary_value(s, law="b", d=3) == 2.5
+    assert math.isnan(S.summary_value(s, law="c", d=3))
+    with pytest.raises(ValueError, match="at most one row"):
+        S.summary_value(s, d=3)
+    with pytest.raises(ValueError, match="`metric` must be a column"):
+        S.summary_value(s, metric="cosine")
+
+
+def test_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = S.simulate_single_set(
+        ["gaussian"], [3, 8], n=60, metrics=["euclidean"], replicates=2
+    )
+    summ = S.summarize(df[df.statistic == "skewness"])
+    items = S.single_set_items(S.sample("gaussian", 60, 4, seed=0), k=3)
+    w = S.two_modality_items(
+        S.sample_two_modality(50, 8, bank_size=60, seed=0), k=3, beta=None
+    )
+    figs = [
+        S.plot_lines(summ),
+        S.plot_histograms({"a": items["n_k"]}, k=3),
+        S.plot_scatter_grid({("a", "b"): items}),
+        S.plot_heatmap(pd.DataFrame([[0.5, -0.5], [0.2, 0.1]]), zero_contour=True),
+        S.plot_hub_boxes({"w": w}, hub_fraction=0.1),
+    ]
+    for fig in figs:
+        assert fig.axes
+        plt.close(fig)

@@ -84,6 +84,7 @@ __all__ = [
     "simulate_bank_benefit",
     "verdict_t3",
     "summary_value",
+    "paired_difference",
     "simulate_intrinsic_dimension",
     "DimensionSweepConfig",
     "HubsNearMeanConfig",
@@ -1703,7 +1704,7 @@ class TwoModalityConfig:
         (0.5, 0.5),
         (0.0, 0.5),
     )
-    bank_cones: tuple[float, ...] = (0.0, 0.5)
+    bank_cones: tuple[float, ...] = (0.5,)
     bank_methods: tuple[str, ...] = ("none", "is_q", "is_g", "dualis")
     seed: int = 0
     device: str = "cpu"
@@ -1996,3 +1997,45 @@ def summary_value(summary: pd.DataFrame, column: str = "mean", **where: Any) -> 
             f"{len(rows)} rows for {where}",
         )
     return float(rows.iloc[0]) if len(rows) else math.nan
+
+
+def paired_difference(
+    frame: pd.DataFrame, *, reference: str = "none", column: str = "method"
+) -> pd.DataFrame:
+    """Subtract, within each cell and seed, the value of the ``reference`` method.
+
+    For the tidy frame of :func:`simulate_bank_benefit`: every method is applied to
+    the same draws, so the per-seed difference to ``reference`` removes the
+    world-to-world variation that dominates the raw R@1 (a paired comparison). The
+    reference rows are dropped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same columns, ``value`` replaced by the paired difference.
+    """
+    func = "paired_difference"
+    if not isinstance(frame, pd.DataFrame) or column not in frame.columns:
+        fail(
+            func,
+            "frame",
+            f"a tidy DataFrame with a `{column}` column",
+            type(frame).__name__,
+            exc=TypeError,
+        )
+    if reference not in set(frame[column]):
+        fail(
+            func,
+            "reference",
+            f"one of the values of `{column}` ({sorted(set(frame[column]))})",
+            repr(reference),
+        )
+    keys = [c for c in frame.columns if c not in (column, "value")]
+    ref = (
+        frame[frame[column] == reference]
+        .drop(columns=column)
+        .rename(columns={"value": "_ref"})
+    )
+    out = frame[frame[column] != reference].merge(ref, on=keys, how="left")
+    out["value"] = out["value"] - out.pop("_ref")
+    return out
