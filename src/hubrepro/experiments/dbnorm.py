@@ -59,6 +59,19 @@ __all__ = [
     "tune_method",
     "run_main",
     "run_many",
+    "main_table",
+    "method_label",
+    "normalise",
+    "describe_data",
+    "delta_frame",
+    "plot_delta",
+    "hubness_table",
+    "headlines",
+    "CLAIMS",
+    "published_vs_reproduced",
+    "claims_table",
+    "baseline_mismatch",
+    "published_wide",
     "ablate_bank_size",
     "ablate_bank_choice",
     "ablate_aggregation",
@@ -151,6 +164,18 @@ class DBNormConfig:
         Tie policy of the ranks (``average``, ``optimistic``, ``pessimistic``).
     logit_scale : float
         Divides the :math:`\\beta` grids on logit-scaled user matrices.
+    setting : str or None
+        Notebook 41: the published setting (``setting`` column of
+        ``data/published/dbnorm.csv``, e.g. ``"MSR-VTT CLIP4Clip"``) that ``data_dir``
+        holds; its row of the comparison is filled from your data.
+    bank_fractions : tuple of float
+        Notebook 42: bank-size fractions.
+    k_values : tuple of int
+        Notebook 42: activation-set sizes.
+    shift_values : tuple of float
+        Notebook 42: ``shift`` of the synthetic generator's banks (robustness).
+    n_examples : int
+        Notebook 43: retrieval examples shown.
     seed : int
         The notebook's one seed (splits, subsamples).
     device : str
@@ -189,9 +214,14 @@ class DBNormConfig:
     hubness_k: int = 10
     ties: str = "average"
     logit_scale: float = 100.0
+    setting: str | None = None
+    bank_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    k_values: tuple[int, ...] = (1, 2, 5, 10)
+    shift_values: tuple[float, ...] = (0.0, 0.5, 1.0)
+    n_examples: int = 3
     seed: int = 0
     device: str = "cpu"
-    artifact_dir: str = "../_build/artifacts/dbnorm"
+    artifact_dir: str = "_build/artifacts/dbnorm"
 
     def __post_init__(self) -> None:
         func = "DBNormConfig"
@@ -947,3 +977,267 @@ def retrieval_examples(data: Any, mats: Mapping[tuple[str, str], Matrices], cfg:
                 "after": ("✓ " if ja == int(gt[i]) else "") + short(data.gallery_text[ja]),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# Reporting helpers (notebook 40)
+# --------------------------------------------------------------------------------------
+
+
+def describe_data(datasets: Mapping[str, Any]) -> pd.DataFrame:
+    """Sizes of each dataset: test queries/gallery, bank sizes, kind and scale."""
+    rows = []
+    for label, d in datasets.items():
+        if _is_paired(d):
+            rows.append({
+                "dataset": label, "kind": "embeddings", "n_query": d.n_query, "n_gallery": d.n_gallery,
+                "n_bank_query": None if d.bank_query is None else int(d.bank_query.shape[0]),
+                "n_bank_gallery": None if d.bank_gallery is None else int(d.bank_gallery.shape[0]),
+                "scale": "cosine",
+            })  # fmt: skip
+        else:
+            rows.append({
+                "dataset": label, "kind": "similarity matrices", "n_query": d.n_query, "n_gallery": d.n_gallery,
+                "n_bank_query": None if d.bank_query_sims is None else int(d.bank_query_sims.shape[0]),
+                "n_bank_gallery": None if d.bank_gallery_sims is None else int(d.bank_gallery_sims.shape[0]),
+                "scale": d.scale,
+            })  # fmt: skip
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def delta_frame(table: pd.DataFrame, metric: str = "R@1") -> pd.DataFrame:
+    """``metric`` minus the baseline's, per (dataset, direction, method)."""
+    base = table[table.method == "none"].set_index(["dataset", "direction"])[metric]
+    out = table[table.method != "none"].copy()
+    keys = pd.MultiIndex.from_arrays([out["dataset"], out["direction"]])
+    out["delta"] = out[metric].to_numpy() - base.reindex(keys).to_numpy()
+    return out
+
+
+def plot_delta(
+    table: pd.DataFrame, metric: str = "R@1", *, direction: str = "query_to_gallery"
+) -> Any:
+    """Bar chart of the change in ``metric`` over the baseline, one group per dataset."""
+    import matplotlib.pyplot as plt
+
+    d = delta_frame(table, metric)
+    d = d[d.direction == direction]
+    piv = d.pivot_table(index="label", columns="dataset", values="delta", sort=False)
+    fig, ax = plt.subplots(
+        figsize=(7.0, 0.35 * len(piv) * max(1, len(piv.columns)) ** 0.5 + 1.5)
+    )
+    piv.plot.barh(ax=ax, width=0.8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"{metric} − baseline {metric} (points), {direction.replace('_', ' ')}"
+    )
+    ax.set_ylabel("")
+    ax.legend(title="dataset", loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def hubness_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Skewness (standard and retrieved-only), anti-hub rate (%), largest N_k, per method."""
+    cols = {
+        "hub_skewness": "skew N_k (all items)",
+        "hub_skewness_nonzero": "skew N_k (retrieved only)",
+        "hub_antihub_rate": "anti-hubs (%)",
+        "hub_max_occurrence": "max N_k",
+        "hub_robin_hood": "Robin Hood",
+    }
+    have = [c for c in cols if c in table.columns]
+    out = table.set_index(["dataset", "direction", "label"])[have].rename(columns=cols)
+    if "anti-hubs (%)" in out.columns:
+        out["anti-hubs (%)"] = 100 * out["anti-hubs (%)"]
+    return out.round(2)
+
+
+def headlines(
+    table: pd.DataFrame, *, direction: str = "query_to_gallery"
+) -> dict[str, Any]:
+    """Numbers the chapter pastes, from the first dataset of ``table`` (glue-key suffixes).
+
+    Keys: ``txt-dataset``; ``val-r1-<method>`` and ``val-skew-<method>`` for every
+    method key of the table (``-`` kept; ``none`` is the baseline); ``txt-best-method``
+    and ``val-r1-best``; ``val-r1-base-g2q`` and ``val-r1-dualis-g2q`` when the reverse
+    direction was run; ``val-dualis-gain-min`` / ``-max`` over all datasets.
+    """
+    if table.empty:
+        fail("headlines", "table", "a non-empty main table", "an empty one")
+    first = table["dataset"].iloc[0]
+    t = table[(table.dataset == first) & (table.direction == direction)].set_index(
+        "method"
+    )
+    out: dict[str, Any] = {"txt-dataset": str(first)}
+    for key, row in t.iterrows():
+        out[f"val-r1-{key}"] = float(row["R@1"])
+        out[f"val-rsum-{key}"] = float(row["Rsum"])
+        if "hub_skewness" in row:
+            out[f"val-skew-{key}"] = float(row["hub_skewness"])
+    best = t["R@1"].idxmax()
+    out["txt-best-method"] = method_label(str(best))
+    out["val-r1-best"] = float(t.loc[best, "R@1"])
+    rev = table[(table.dataset == first) & (table.direction != direction)].set_index(
+        "method"
+    )
+    for key in ("none", "dualis"):
+        if key in rev.index:
+            out[f"val-r1-{'base' if key == 'none' else key}-g2q"] = float(
+                rev.loc[key, "R@1"]
+            )
+    d = delta_frame(table)
+    gains = d[(d.method == "dualis") & (d.direction == direction)]["delta"]
+    if len(gains):
+        out["val-dualis-gain-min"] = float(gains.min())
+        out["val-dualis-gain-max"] = float(gains.max())
+    out["val-n-datasets"] = int(table["dataset"].nunique())
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Published vs reproduced (notebook 41)
+# --------------------------------------------------------------------------------------
+
+#: Claims of the DBNorm paper checked on published and reproduced numbers:
+#: (label, method a, method b, kind); ``gain``: b > a; ``tie``: |b - a| <= tolerance.
+CLAIMS = (
+    ("IS beats the baseline", "none", "is", "gain"),
+    ("DIS matches IS (within the tolerance)", "is", "dis", "tie"),
+    ("DualIS beats IS", "is", "dualis", "gain"),
+    ("DualIS beats the baseline", "none", "dualis", "gain"),
+    ("DualDIS matches DualIS (within the tolerance)", "dualis", "dualdis", "tie"),
+)
+
+
+_PUB_LABELS = {"none": "baseline", "is": "IS", "dis": "DIS (QB-Norm)", "dualis": "DualIS", "dualdis": "DualDIS",
+               "dualis_or_dualdis": "DualIS or DualDIS", "csls": "CSLS", "gc": "GC", "nnn": "NNN",
+               "dbnorm": "DBNorm (variant not stated)"}  # fmt: skip
+
+
+def _fmt(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def published_vs_reproduced(published: pd.DataFrame, ours: pd.DataFrame | None = None, *,
+                            setting: str | None = None, table: str = "dbnorm-main", metric: str = "R@1",
+                            direction: str = "query_to_gallery") -> pd.DataFrame:  # fmt: skip
+    """Published numbers (with source and confidence) beside ours.
+
+    Parameters
+    ----------
+    published : DataFrame
+        :func:`hubrepro.published.load_published` output.
+    ours : DataFrame, optional
+        A main table (:attr:`MainResult.table`) computed on the user's data for
+        ``setting``.
+    setting : str, optional
+        The published setting that ``ours`` reproduces; every other row reads
+        "needs your data" (the datasets cannot ship).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``setting``, ``method``, ``published``, ``source``, ``confidence``,
+        ``reproduced`` (strings, 2 decimals).
+    """
+    if setting is not None and setting not in set(published["setting"]):
+        fail("published_vs_reproduced", "setting", "a `setting` of the published file", repr(setting),
+             f"Known: {sorted(set(published.loc[published.table == table, 'setting']))}.")  # fmt: skip
+    pub = published[
+        (published.table == table)
+        & (published.metric == metric)
+        & (published.direction == direction)
+    ]
+    mine: dict[str, float] = {}
+    if ours is not None and setting is not None:
+        o = ours[ours.direction == direction].set_index("method")
+        mine = {k: float(o.loc[k, metric]) for k in o.index}
+    rows = []
+    for r in pub.itertuples(index=False):
+        key = "dualis" if r.method == "dualis_or_dualdis" else r.method
+        if r.setting == setting and key in mine:
+            rep = _fmt(mine[key])
+        elif r.setting == setting:
+            rep = "not run"
+        else:
+            rep = "needs your data"
+        label = _PUB_LABELS.get(r.method, r.method)
+        rows.append({"setting": r.setting, "method": label, "published": _fmt(r.value),
+                     "source": r.source, "confidence": r.confidence, "reproduced": rep})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _claim_holds(a: float, b: float, kind: str, tol: float) -> bool:
+    return b > a if kind == "gain" else abs(b - a) <= tol
+
+
+def claims_table(published: pd.DataFrame, ours: pd.DataFrame, *, metric: str = "R@1",
+                 direction: str = "query_to_gallery", tolerance: float = 0.5) -> pd.DataFrame:  # fmt: skip
+    """How often each claim of :data:`CLAIMS` holds: published settings vs our datasets.
+
+    The published side reads the ``dbnorm-main`` rows (a single "DualIS or DualDIS"
+    number counts as DualIS); our side reads every dataset of the main table ``ours``.
+    Cells are "k of n" (settings or datasets where both methods have a number).
+    """
+    pub = published[(published.table == "dbnorm-main") & (published.metric == metric)
+                    & (published.direction == direction)]  # fmt: skip
+    pub_vals: dict[str, dict[str, float]] = {}
+    for r in pub.itertuples(index=False):
+        key = "dualis" if r.method == "dualis_or_dualdis" else r.method
+        pub_vals.setdefault(r.setting, {}).setdefault(key, float(r.value))
+    o = ours[ours.direction == direction]
+    our_vals = {
+        ds: dict(zip(g["method"], g[metric].astype(float), strict=True))
+        for ds, g in o.groupby("dataset")
+    }
+
+    def count(
+        vals: dict[str, dict[str, float]], a: str, b: str, kind: str
+    ) -> tuple[int, int]:
+        have = [v for v in vals.values() if a in v and b in v]
+        return sum(_claim_holds(v[a], v[b], kind, tolerance) for v in have), len(have)
+
+    rows = []
+    for label, a, b, kind in CLAIMS:
+        pk, pn = count(pub_vals, a, b, kind)
+        ok, on = count(our_vals, a, b, kind)
+        rows.append({"claim": label, "published": f"{pk} of {pn} settings", "ours": f"{ok} of {on} datasets",
+                     "published_share": pk / pn if pn else np.nan, "ours_share": ok / on if on else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def baseline_mismatch(published: pd.DataFrame) -> pd.DataFrame:
+    """DBNorm's baselines beside QB-Norm's for the same setting (spec §7.2)."""
+    q = published[published.table == "baseline-mismatch"]
+    d = published[(published.table == "dbnorm-main") & (published.method == "none")]
+    rows = []
+    for r in q.itertuples(index=False):
+        backbone = r.backbone.replace("MMT-", "")
+        m = d[
+            (d.dataset == r.dataset) & (d.backbone.str.replace("MMT-", "") == backbone)
+        ]
+        if len(m) != 1:
+            continue
+        v = float(m["value"].iloc[0])
+        rows.append({"setting": r.setting, "QB-Norm README": r.value, "DBNorm": v, "difference": v - r.value,
+                     "source": f"{r.source} / {m['source'].iloc[0]}"})  # fmt: skip
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def published_wide(published: pd.DataFrame, *, tables: Sequence[str]) -> pd.DataFrame:
+    """Published rows of ``tables`` as a wide table: one row per (setting, metric), one column per method."""
+    p = published[published.table.isin(tables)].copy()
+    p["method"] = p["method"].map(lambda m: _PUB_LABELS.get(m, m))
+    wide = p.pivot_table(
+        index=["table", "setting", "metric"],
+        columns="method",
+        values="value",
+        sort=False,
+    )
+    conf = p.groupby(["table", "setting", "metric"], sort=False)["confidence"].first()
+    src = p.groupby(["table", "setting", "metric"], sort=False)["source"].first()
+    wide["source"] = src
+    wide["confidence"] = conf
+    return wide
