@@ -114,7 +114,11 @@ class BankSource:
             self.device = matrix.device
 
     def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(start, chunk)`` with ``chunk`` of shape ``(rows, n_gallery)``."""
+        """Yield ``(start, chunk)`` with ``chunk`` of shape ``(rows, n_gallery)``.
+
+        A chunk is valid until the next one is requested (its memory is reused).
+        """
+        buf = None
         for a in range(0, self.n_bank, self.chunk_size):
             b = min(a + self.chunk_size, self.n_bank)
             if self.matrix is not None:
@@ -123,10 +127,19 @@ class BankSource:
             x = self.bank[a:b].to(device=self.device, dtype=self.dtype)
             if self.metric == "cosine":
                 x = _l2(x)
-            yield (
-                a,
-                (x.to(self.bank_dtype or self.dtype) @ self._gallery_t).to(self.dtype),
-            )
+            x = x.to(self.bank_dtype or self.dtype)
+            if x.dtype != self.dtype:
+                yield a, (x @ self._gallery_t).to(self.dtype)
+                continue
+            # one reused output buffer: large allocations are page-faulted afresh each time
+            if buf is None:
+                rows = min(self.chunk_size, self.n_bank)
+                buf = torch.empty(
+                    rows, self.n_gallery, dtype=self.dtype, device=self.device
+                )
+            out = buf[: b - a]
+            torch.matmul(x, self._gallery_t, out=out)
+            yield a, out
 
 
 def topk_mask_rows(block: torch.Tensor, k: int) -> torch.Tensor:
@@ -163,6 +176,34 @@ class BankStats:
     topk_mean: torch.Tensor | None = None
 
 
+def _lse_update(
+    block: torch.Tensor,
+    beta: float,
+    shift: torch.Tensor,
+    total: torch.Tensor,
+    buf: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Add a chunk to a running column log-sum-exp kept as ``shift + log(total)``.
+
+    The shift is the log-sum-exp so far (``total`` is renormalised to 1 after
+    each chunk), so earlier terms are at most 1 after the shift and the chunk
+    needs one fused pass :math:`\exp(\beta P - \text{shift})` and one sum, with
+    no extra pass for the maximum. Only when a chunk exceeds the shift by more
+    than the dtype's exponent range (the sum overflows), or on the first chunk,
+    is the exact column maximum computed and used instead.
+    """
+    z = None if buf is None else buf[: block.shape[0]]
+    if torch.isfinite(shift).all():
+        part = torch.add(-shift, block, alpha=beta, out=z).exp_().sum(dim=0)
+        if torch.isfinite(part).all():
+            total = total + part
+            return shift + torch.log(total), torch.ones_like(total)
+    new_shift = torch.maximum(shift, block.amax(dim=0) * beta)  # beta > 0
+    part = torch.add(-new_shift, block, alpha=beta, out=z).exp_().sum(dim=0)
+    total = total * torch.exp(shift - new_shift) + part
+    return new_shift + torch.log(total), torch.ones_like(total)
+
+
 def stream_bank_stats(
     source: BankSource,
     *,
@@ -189,16 +230,20 @@ def stream_bank_stats(
     run_sum = torch.zeros(n, device=dev, dtype=dt)
     active = torch.zeros(n, device=dev, dtype=torch.bool) if k_active else None
     top = None
+    zbuf = None
     for _, block in source.blocks():
-        if beta is not None:
-            z = block * beta
-            new_max = torch.maximum(run_max, z.max(dim=0).values)
-            run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(
-                z - new_max
-            ).sum(dim=0)
-            run_max = new_max
         if active is not None:
-            active |= topk_mask_rows(block, k_active).any(dim=0)
+            if (
+                k_active == 1
+            ):  # fast path: argmax keeps the first maximum (lowest index)
+                active[block.argmax(dim=1)] = True
+            else:
+                active |= topk_mask_rows(block, k_active).any(dim=0)
+        if beta is not None:
+            if zbuf is None:
+                rows = min(source.chunk_size, source.n_bank)
+                zbuf = torch.empty(rows, n, dtype=dt, device=dev)
+            run_max, run_sum = _lse_update(block, beta, run_max, run_sum, zbuf)
         if k_top:
             cand = block if top is None else torch.cat([top, block], dim=0)
             kk = min(k_top, cand.shape[0])
@@ -345,7 +390,8 @@ class BaseNormalizer:
                     "None",
                     f"Pass `{names[bank]}` of shape (n_bank_{bank}, n_gallery).",
                 )
-            t = check_matrix(mats[bank], names[bank], func)
+            # finiteness is checked through the statistics (`_verify_finite`): one pass fewer
+            t = check_matrix(mats[bank], names[bank], func, finite=False)
             if width is not None and t.shape[1] != width:
                 fail(
                     func,
@@ -358,6 +404,7 @@ class BaseNormalizer:
                 matrix=t, chunk_size=self._chunk(), dtype=acc_dtype(t.dtype)
             )
         self._fit_common(sources, width, func, extra)
+        self._verify_finite(func, {names[b]: src.matrix for b, src in sources.items()})
         return self
 
     def fit_embeddings(
@@ -422,7 +469,7 @@ class BaseNormalizer:
                     f"given ({type(self).__name__} needs the {bank} bank)",
                     "None",
                 )
-            e = check_matrix(embs[bank], name, func)
+            e = check_matrix(embs[bank], name, func, finite=False)
             if e.shape[1] != g.shape[1]:
                 fail(
                     func,
@@ -444,7 +491,33 @@ class BaseNormalizer:
             func,
             {"_embeddings": (g, embs, metric, chunk_size, bank_dtype)},
         )
+        self._verify_finite(func, {f"bank_{b}": src.bank for b, src in sources.items()})
         return self
+
+    def _verify_finite(self, func: str, inputs: dict[str, torch.Tensor]) -> None:
+        """Refuse non-finite banks, found through the fitted statistics.
+
+        A NaN or infinite bank value makes the log-sum-exp, top-k mean or sorted
+        bank of its column non-finite, so the banks are scanned (for the exact
+        position, in the usual error template) only when a statistic is.
+        """
+        stats = [
+            v
+            for k, v in vars(self).items()
+            if k.endswith("_") and isinstance(v, torch.Tensor) and v.is_floating_point()
+        ]
+        if all(bool(torch.isfinite(v).all()) for v in stats):
+            return
+        self.fitted_ = False
+        for name, t in inputs.items():
+            check_matrix(t, name, func)
+        fail(
+            func,
+            "banks",
+            "such that the bank similarities are finite",
+            "non-finite statistics (the products overflow)",
+            "Rescale the embeddings or lower the inverse temperatures.",
+        )
 
     def _chunk(self) -> int:
         return DEFAULT_CHUNK_SIZE
