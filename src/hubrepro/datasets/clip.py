@@ -316,7 +316,7 @@ def _encode_images(
     progress: bool,
 ) -> torch.Tensor:
     from PIL import Image
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chunks = []
     for start in tqdm(range(0, len(files), bs), desc="images", disable=not progress):
@@ -343,7 +343,7 @@ def _encode_texts(
     dev: torch.device,
     progress: bool,
 ) -> torch.Tensor:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chunks = []
     for start in tqdm(range(0, len(texts), bs), desc="captions", disable=not progress):

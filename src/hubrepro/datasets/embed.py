@@ -211,7 +211,7 @@ def encode_texts(
     )
     if todo:
         encoder = load_text_encoder(model, device=device)
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         chunk = 16 * batch_size
         with num_threads(threads), torch.inference_mode():
