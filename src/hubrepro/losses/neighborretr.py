@@ -284,9 +284,27 @@ def centrality(
             "at least 2 samples when `exclude_self` is True",
             f"{g.shape[0]}",
         )
-    cos = torch.einsum("id,jpd->ijp", F.normalize(g, dim=-1), F.normalize(t, dim=-1))
+    return _centrality(g, t, m, exclude_pad, exclude_self)
+
+
+def _centrality(
+    g: torch.Tensor,
+    t: torch.Tensor,
+    m: torch.Tensor | None,
+    exclude_pad: bool,
+    exclude_self: bool,
+) -> torch.Tensor:
+    gn = F.normalize(g, dim=-1)
+    if t.ndim == 2:
+        # one token per sample: a sum of cosines is one product with the summed tokens
+        tn = F.normalize(t, dim=-1)
+        total = gn @ tn.sum(dim=0)
+        if exclude_self:
+            return (total - (gn * tn).sum(dim=-1)) / (g.shape[0] - 1)
+        return total / g.shape[0]
+    cos = torch.einsum("id,jpd->ijp", gn, F.normalize(t, dim=-1))
     keep = torch.ones_like(cos, dtype=torch.bool)
-    if exclude_pad:
+    if exclude_pad and m is not None:
         keep = keep & m[None, :, :]
     if exclude_self:
         eye = torch.eye(g.shape[0], dtype=torch.bool, device=g.device)
@@ -384,10 +402,6 @@ def centrality_weighted_infonce(
     sims = _check_square_sims(sims, func)
     scale = _check_scale(logit_scale, func)
     b = sims.shape[0]
-    logits = sims * scale
-    target = torch.arange(b, device=sims.device)
-    nll_q = F.cross_entropy(logits, target, reduction="none")
-    nll_g = F.cross_entropy(logits.T, target, reduction="none")
     for name, w in (("w_query", w_query), ("w_gallery", w_gallery)):
         if w is not None and (not isinstance(w, torch.Tensor) or w.shape != (b,)):
             V.fail(
@@ -396,6 +410,19 @@ def centrality_weighted_infonce(
                 f"a tensor of shape ({b},)",
                 getattr(w, "shape", type(w).__name__),
             )
+    return _weighted_infonce(sims, scale, w_query, w_gallery)
+
+
+def _weighted_infonce(
+    sims: torch.Tensor,
+    scale: torch.Tensor | float,
+    w_query: torch.Tensor | None,
+    w_gallery: torch.Tensor | None,
+) -> torch.Tensor:
+    logits = sims * scale
+    target = torch.arange(sims.shape[0], device=sims.device)
+    nll_q = F.cross_entropy(logits, target, reduction="none")
+    nll_g = F.cross_entropy(logits.T, target, reduction="none")
     if w_query is not None:
         nll_q = nll_q * w_query
     if w_gallery is not None:
@@ -441,22 +468,57 @@ def bank_centrality(
             f"of feature size {c.shape[1]}",
             f"shape {tuple(b.shape)}",
         )
-    mean_bank = F.normalize(b.detach().to(c.dtype), dim=-1).mean(dim=0)
-    return F.normalize(c, dim=-1) @ mean_bank
+    return _bank_centrality(b, c)
 
 
-def _masked_minmax(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    lo = x.masked_fill(~keep, float("inf")).min(dim=1, keepdim=True).values
-    hi = x.masked_fill(~keep, float("-inf")).max(dim=1, keepdim=True).values
-    return (x - lo) / (hi - lo).clamp_min(_EPS)
+def _bank_centrality(bank: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    mean_bank = F.normalize(bank.detach().to(cand.dtype), dim=-1).mean(dim=0)
+    return F.normalize(cand, dim=-1) @ mean_bank
 
 
-def _neighbourhoods(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    b = sims.shape[0]
-    eye = torch.eye(b, dtype=torch.bool, device=sims.device)
-    idx = sims.detach().masked_fill(eye, float("-inf")).topk(k, dim=1).indices
-    nbr = torch.zeros_like(eye).scatter_(1, idx, True)
-    return nbr, eye
+def _neighbour_index(sims: torch.Tensor, k: int) -> torch.Tensor:
+    # (B, k) columns of the top-k of each row, the row's own column excluded; no gradient
+    eye = torch.eye(sims.shape[0], dtype=torch.bool, device=sims.device)
+    return (
+        sims.detach()
+        .masked_fill(eye, float("-inf"))
+        .topk(k, dim=1, sorted=False)
+        .indices
+    )
+
+
+def _neighbour_targets(
+    sims: torch.Tensor,
+    cent: torch.Tensor,
+    idx: torch.Tensor,
+    tau: float,
+    stats: str,
+) -> torch.Tensor:
+    # P on the neighbours only, shape (B, k); the min-max statistics come from the
+    # neighbours (gathered, O(Bk)) or from the complement of E(i) (masked, O(B^2))
+    s_n = sims.gather(1, idx)
+    c = cent.to(sims.dtype)
+    c_n = c[idx]
+    if stats == "neighbours":
+        s_lo, s_hi = (
+            s_n.min(dim=1, keepdim=True).values,
+            s_n.max(dim=1, keepdim=True).values,
+        )
+        c_lo, c_hi = (
+            c_n.min(dim=1, keepdim=True).values,
+            c_n.max(dim=1, keepdim=True).values,
+        )
+    else:
+        b = sims.shape[0]
+        in_e = torch.eye(b, dtype=torch.bool, device=sims.device).scatter_(1, idx, True)
+        c_full = c[None, :].expand(b, b)
+        s_lo = sims.masked_fill(in_e, float("inf")).min(dim=1, keepdim=True).values
+        s_hi = sims.masked_fill(in_e, float("-inf")).max(dim=1, keepdim=True).values
+        c_lo = c_full.masked_fill(in_e, float("inf")).min(dim=1, keepdim=True).values
+        c_hi = c_full.masked_fill(in_e, float("-inf")).max(dim=1, keepdim=True).values
+    s_hat = (s_n - s_lo) / (s_hi - s_lo).clamp_min(_EPS)
+    c_hat = (c_n - c_lo) / (c_hi - c_lo).clamp_min(_EPS)
+    return torch.softmax(tau * (s_hat - c_hat), dim=1)
 
 
 def neighbor_targets(
@@ -518,13 +580,10 @@ def neighbor_targets(
     high = b - 2 if stats == "complement" else b - 1
     k = V.check_int(k, "k", func, low=1, high=high)
     tau = V.check_positive(tau, "tau", func, allow_zero=True)
-    nbr, eye = _neighbourhoods(sims, k)
-    ref = nbr if stats == "neighbours" else ~(nbr | eye)
-    s_hat = _masked_minmax(sims, ref)
-    c_hat = _masked_minmax(cent.to(sims.dtype)[None, :].expand(b, b), ref)
-    d = (s_hat - c_hat) * tau
-    p = torch.softmax(d.masked_fill(~nbr, float("-inf")), dim=1)
-    return p + eye.to(sims.dtype)
+    idx = _neighbour_index(sims, k)
+    p_n = _neighbour_targets(sims, cent, idx, tau, stats)
+    p = torch.zeros_like(sims).scatter(1, idx, p_n)
+    return p + torch.eye(b, dtype=sims.dtype, device=sims.device)
 
 
 def neighbor_adjusting_loss(
@@ -568,21 +627,73 @@ def neighbor_adjusting_loss(
     """
     func = "neighbor_adjusting_loss"
     sims = _check_square_sims(sims, func)
-    if detach_targets:
-        p = neighbor_targets(
-            sims.detach(), candidate_centrality.detach(), k=k, tau=tau, stats=stats
+    b = sims.shape[0]
+    cent = V.check_matrix(candidate_centrality, "candidate_centrality", func, ndim=1)
+    if cent.shape[0] != b:
+        V.fail(
+            func, "candidate_centrality", f"of length {b}", f"length {cent.shape[0]}"
         )
+    stats = V.check_choice(stats, "stats", func, ("neighbours", "complement"))
+    k = V.check_int(k, "k", func, low=1, high=b - 2 if stats == "complement" else b - 1)
+    tau = V.check_positive(tau, "tau", func, allow_zero=True)
+    return _nal(sims, cent, k, tau, stats, detach_targets)
+
+
+def _nal(
+    sims: torch.Tensor,
+    cent: torch.Tensor,
+    k: int,
+    tau: float,
+    stats: str,
+    detach_targets: bool,
+) -> torch.Tensor:
+    # everything on the (B, k + 1) gathered logits of E(i) = {i} + top-k: columns outside
+    # E(i) get no gradient by construction, and the cost is O(Bk) beyond the top-k
+    idx = _neighbour_index(sims, k)
+    if detach_targets:
+        p_n = _neighbour_targets(sims.detach(), cent.detach(), idx, tau, stats)
     else:
-        p = neighbor_targets(sims, candidate_centrality, k=k, tau=tau, stats=stats)
-    # E(i) from the neighbourhood itself: a neighbour whose target underflows to 0 stays in
-    nbr, eye = _neighbourhoods(sims, min(int(k), sims.shape[0] - 1))
-    in_e = nbr | eye
-    logq = torch.log_softmax(sims.masked_fill(~in_e, float("-inf")), dim=1)
-    num = -(p * logq.masked_fill(~in_e, 0.0)).sum(dim=1)
+        p_n = _neighbour_targets(sims, cent, idx, tau, stats)
+    logits = torch.cat([sims.diagonal()[:, None], sims.gather(1, idx)], dim=1)
+    p = torch.cat([torch.ones_like(p_n[:, :1]), p_n], dim=1)
+    num = -(p * torch.log_softmax(logits, dim=1)).sum(dim=1)
     return (num / p.sum(dim=1)).mean()
 
 
 # -------------------------------------------------------------------- Sinkhorn
+
+
+# below this score span, exp(K - max K) and the scalings stay normal float64 numbers
+_MATVEC_SPAN = 300.0
+
+
+def _sinkhorn_potentials(
+    k: torch.Tensor, log_mu: float, log_nu: float, iters: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # The log-domain updates u = log mu - LSE_j(K_ij + v_j), v = log nu - LSE_i(K_ij + u_i)
+    # are evaluated in float64 as a = mu / (E b), b = nu / (E^T a) with E = exp(K - max K),
+    # a = exp(u + max K), b = exp(v): the same iterates up to rounding, with two
+    # matrix-vector products per iteration instead of 2 B^2 exponentials. When the span
+    # of K could over- or underflow these numbers, the logsumexp loop runs instead.
+    n, m = k.shape
+    k64 = k.double()
+    top = k64.max()
+    if float(top - k64.min()) < _MATVEC_SPAN:
+        e = torch.exp(k64 - top)
+        et = e.T.contiguous()
+        mu, nu = math.exp(log_mu), math.exp(log_nu)
+        b = torch.ones(m, dtype=torch.float64, device=k.device)
+        a = b
+        for _ in range(iters):
+            a = mu / (e @ b)
+            b = nu / (et @ a)
+        return (torch.log(a) - top).to(k.dtype), torch.log(b).to(k.dtype)
+    u = torch.zeros(n, dtype=k.dtype, device=k.device)
+    v = torch.zeros(m, dtype=k.dtype, device=k.device)
+    for _ in range(iters):
+        u = log_mu - torch.logsumexp(k + v[None, :], dim=1)
+        v = log_nu - torch.logsumexp(k + u[:, None], dim=0)
+    return u, v
 
 
 @torch.no_grad()
@@ -620,6 +731,10 @@ def sinkhorn_plan(
     -----
     The official code rescales by the batch size, correct for square matrices only
     (§5 row 14); the general uniform marginals here agree with it when ``n == m``.
+    The updates are evaluated as matrix-vector products with
+    :math:`e^{G/\varepsilon - \max}` in float64 (the same iterates, about 20x
+    cheaper than a logsumexp per update), falling back to logsumexp when the score
+    span exceeds 300 (where those numbers could leave the float64 range).
     Book: :ref:`sec-neighborretr`.
 
     Examples
@@ -633,15 +748,16 @@ def sinkhorn_plan(
     g = V.check_matrix(scores, "scores", func).detach()
     iters = V.check_int(iters, "iters", func, low=1)
     eps = V.check_positive(eps, "eps", func)
+    return _sinkhorn(g, iters, eps)
+
+
+def _sinkhorn(g: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+    g = g.detach()
     n, m = g.shape
     k = g / eps
     log_mu = -math.log(n)
     log_nu = -math.log(m)
-    v = torch.zeros(m, dtype=g.dtype, device=g.device)
-    u = torch.zeros(n, dtype=g.dtype, device=g.device)
-    for _ in range(iters):
-        u = log_mu - torch.logsumexp(k + v[None, :], dim=1)
-        v = log_nu - torch.logsumexp(k + u[:, None], dim=0)
+    u, v = _sinkhorn_potentials(k, log_mu, log_nu, iters)
     return torch.exp(k + u[:, None] + v[None, :] + math.log(n))
 
 
@@ -663,7 +779,7 @@ def uniform_regularisation(
         L^{q\to g} = -\tfrac1B\sum_{ij} T_{ij}\log\operatorname{softmax}_j(\tau G_{ij}),
 
     with :math:`Q` = :func:`sinkhorn_plan` of :math:`G` (no gradient), the
-    gallery-to-query term on :math:`G^\top` (its own plan), and
+    gallery-to-query term on :math:`G^\top` with target plan :math:`Q^\top`, and
     :math:`L_{\rm Opt} = \frac12(L^{q\to g} + L^{g\to q})`.
 
     Parameters
@@ -684,16 +800,29 @@ def uniform_regularisation(
 
     Notes
     -----
-    Book: :ref:`sec-neighborretr`.
+    One plan serves both directions: the entropic OT plan of :math:`G^\top` is
+    :math:`Q^\top` at convergence (a separate run on :math:`G^\top` differs only by
+    the residual of the finite iterations). Book: :ref:`sec-neighborretr`.
     """
     func = "uniform_regularisation"
     g = _check_square_sims(global_sims, func)
     beta = V.check_probability(beta, "beta", func)
     tau = V.check_positive(tau, "tau", func, allow_zero=True)
+    iters = V.check_int(iters, "iters", func, low=1)
+    eps = V.check_positive(eps, "eps", func)
+    return _uniform(g, beta, tau, iters, eps)
+
+
+def _uniform(
+    g: torch.Tensor, beta: float, tau: float, iters: int, eps: float
+) -> torch.Tensor:
     eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
     total = g.new_zeros(())
-    for x in (g, g.T):
-        t = beta * sinkhorn_plan(x, iters=iters, eps=eps) + (1.0 - beta) * eye
+    # the entropic plan of G^T is the transpose of that of G (uniform marginals, unique
+    # optimum); the columns of Q are exact after the last update, so Q^T rows sum to 1
+    q = _sinkhorn(g, iters, eps)
+    for x, plan in ((g, q), (g.T, q.T)):
+        t = beta * plan + (1.0 - beta) * eye
         total = total - (t * torch.log_softmax(tau * x, dim=1)).sum(dim=1).mean()
     return 0.5 * total
 
@@ -748,6 +877,10 @@ def kl_consistency(
     reduction = V.check_choice(
         reduction, "reduction", func, ("mean", "batchmean", "sum")
     )
+    return _kl(s, g, reduction)
+
+
+def _kl(s: torch.Tensor, g: torch.Tensor, reduction: str) -> torch.Tensor:
     total = s.new_zeros(())
     for a, b in ((s, g), (s.T, g.T)):
         logp = torch.log_softmax(a, dim=1)
@@ -949,31 +1082,33 @@ class NeighborRetrLoss(nn.Module):
                 f"shape {tuple(ql.shape)}",
             )
         f = self.flags
+        scale = _check_scale(logit_scale, func)
+        # inputs are validated above: the terms below call the unchecked implementations
         s = F.normalize(ql, dim=-1) @ F.normalize(gl, dim=-1).T
-        g = (
-            (F.normalize(qg, dim=-1) @ F.normalize(gg, dim=-1).T)
-            if self.normalize_global
-            else qg @ gg.T
-        )
-        zero = s.new_zeros(())
-        if self.kappa > 0:
-            kw = {
-                "kappa": self.kappa,
-                "exclude_pad": f.centrality_exclude_pad,
-                "exclude_self": f.centrality_exclude_self,
-                "detach": f.detach_weights,
-            }
-            w_q = centrality_weights(qg, ql, **kw)
-            w_g = centrality_weights(gg, gl, **kw)
+        if self.normalize_global:
+            g = F.normalize(qg, dim=-1) @ F.normalize(gg, dim=-1).T
         else:
-            w_q = w_g = None
-        wti = centrality_weighted_infonce(s, logit_scale, w_q, w_g)
+            g = qg @ gg.T
+        zero = s.new_zeros(())
+        w_q = w_g = None
+        if self.kappa > 0:
+            cq = _centrality(
+                qg, ql, None, f.centrality_exclude_pad, f.centrality_exclude_self
+            )
+            cg = _centrality(
+                gg, gl, None, f.centrality_exclude_pad, f.centrality_exclude_self
+            )
+            w_q, w_g = torch.exp(self.kappa * cq), torch.exp(self.kappa * cg)
+            if f.detach_weights:
+                w_q, w_g = w_q.detach(), w_g.detach()
+        wti = _weighted_infonce(s, scale, w_q, w_g)
         nbi = zero
         if self.w_neighbor > 0:
-            for name, x in (
-                ("bank_query_local", bank_query_local),
-                ("bank_gallery_local", bank_gallery_local),
-            ):
+            banks = {
+                "bank_query_local": bank_query_local,
+                "bank_gallery_local": bank_gallery_local,
+            }
+            for name, x in banks.items():
                 if x is None or x.shape[0] == 0:
                     V.fail(
                         func,
@@ -981,6 +1116,14 @@ class NeighborRetrLoss(nn.Module):
                         "a non-empty memory bank when `w_neighbor` > 0",
                         "None or an empty bank",
                         "Fill the bank first (see hubrepro.memory_bank.FIFOBank) or set w_neighbor=0.",
+                    )
+                x = V.check_matrix(x, name, func)
+                if x.shape[1] != ql.shape[1]:
+                    V.fail(
+                        func,
+                        name,
+                        f"of feature size {ql.shape[1]}",
+                        f"shape {tuple(x.shape)}",
                     )
             high = b - 2 if f.nal_stats == "complement" else b - 1
             if high < 1:
@@ -991,31 +1134,19 @@ class NeighborRetrLoss(nn.Module):
                     f"batch {b}",
                 )
             k = min(self.num_neighbors, high)
-            kw = {
-                "k": k,
-                "tau": self.tau_nal,
-                "stats": f.nal_stats,
-                "detach_targets": f.detach_targets,
-            }
-            cent_g = bank_centrality(bank_query_local, gl)  # type: ignore[arg-type]
-            cent_q = bank_centrality(bank_gallery_local, ql)  # type: ignore[arg-type]
-            nbi = 0.5 * (
-                neighbor_adjusting_loss(s, cent_g, **kw)
-                + neighbor_adjusting_loss(s.T, cent_q, **kw)
-            )
+            cent_g = _bank_centrality(bank_query_local, gl)  # type: ignore[arg-type]
+            cent_q = _bank_centrality(bank_gallery_local, ql)  # type: ignore[arg-type]
+            args = (k, self.tau_nal, f.nal_stats, f.detach_targets)
+            nbi = 0.5 * (_nal(s, cent_g, *args) + _nal(s.T, cent_q, *args))
         uni = zero
         if self.w_uniform > 0:
             tau_u = self.tau_nal if f.tie_temperatures else self.tau_uniform
-            uni = uniform_regularisation(
-                g,
-                beta=self.ot_beta,
-                tau=tau_u,
-                iters=self.sinkhorn_iters,
-                eps=self.sinkhorn_eps,
+            uni = _uniform(
+                g, self.ot_beta, tau_u, self.sinkhorn_iters, self.sinkhorn_eps
             )
         kl = zero
         if self.w_kl > 0:
-            kl = kl_consistency(s, g, reduction=self.kl_reduction)  # type: ignore[arg-type]
+            kl = _kl(s, g, self.kl_reduction)
         loss = wti + self.w_uniform * uni + self.w_neighbor * nbi + self.w_kl * kl
         if return_terms:
             return {"loss": loss, "wti": wti, "uniform": uni, "neighbor": nbi, "kl": kl}
