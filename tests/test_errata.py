@@ -114,6 +114,7 @@ def test_d3_dynamic_path_mutates_and_squares(mats):
         s, pq, pg, beta_query=5.0, beta_gallery=5.0, query_to_gallery=gt
     )
     assert demo["mutates_input"] and not demo["ours_mutates_input"]
+    assert demo["terms_are_one_array"]
     # with D3 also fixed, the released dynamic product ranks like our faithful mode
     assert demo["fixed_R@1"] == pytest.approx(demo["ours_R@1"])
 

@@ -39,6 +39,9 @@ _SUBMODULES = {
     "profiling",
     "runinfo",
     "classroom",
+    "published",
+    "errata",
+    "experiments",
 }
 
 __all__ = ["__version__", *sorted(_SUBMODULES)]

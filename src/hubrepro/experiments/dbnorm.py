@@ -72,6 +72,13 @@ __all__ = [
     "claims_table",
     "baseline_mismatch",
     "published_wide",
+    "plot_beta_heatmap",
+    "plot_bank_size",
+    "plot_occurrence_hist",
+    "shift_datasets",
+    "shift_headlines",
+    "faithful_vs_principled",
+    "small_matrices",
     "ablate_bank_size",
     "ablate_bank_choice",
     "ablate_aggregation",
@@ -201,7 +208,7 @@ class DBNormConfig:
     )
     directions: tuple[str, ...] = DIRECTIONS
     beta_query_grid: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
-    beta_gallery_grid: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
+    beta_gallery_grid: tuple[float, ...] = (1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
     alpha_grid: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     beta_query: float = 20.0
     beta_gallery: float = 20.0
@@ -897,12 +904,19 @@ def occurrence_table(mats: Mapping[tuple[str, str], Matrices], cfg: DBNormConfig
 
 
 def hub_changes(
-    occ: pd.DataFrame, *, top: int = 10, baseline: str = "none"
+    occ: pd.DataFrame,
+    *,
+    top: int = 10,
+    baseline: str = "none",
+    texts: Sequence[str] | None = None,
+    max_chars: int = 60,
 ) -> pd.DataFrame:
     """The ``top`` hubs of the baseline and their :math:`N_k` under every other method.
 
     Also adds, per method, the fraction of the baseline's top hubs that stop being
     hubs (:math:`N_k` at most twice the mean) as the attribute ``attrs["demoted"]``.
+    ``texts`` (one per gallery item) adds an ``item`` column with the first line of
+    each hub's text.
     """
     check_int(top, "top", "hub_changes", low=1)
     if baseline not in occ.columns:
@@ -915,6 +929,16 @@ def hub_changes(
     hubs = occ.sort_values(baseline, ascending=False, kind="stable").head(top)
     mean = float(occ[baseline].mean())
     out = hubs.copy()
+    if texts is not None:
+        first = [
+            next((ln.strip() for ln in str(texts[i]).splitlines() if ln.strip()), "")
+            for i in out.index
+        ]
+        out.insert(
+            0,
+            "text",
+            [t if len(t) <= max_chars else t[: max_chars - 1] + "…" for t in first],
+        )
     out.attrs["demoted"] = {
         c: float((hubs[c] <= 2 * mean).mean()) for c in occ.columns if c != baseline
     }
@@ -1241,3 +1265,233 @@ def published_wide(published: pd.DataFrame, *, tables: Sequence[str]) -> pd.Data
     wide["source"] = src
     wide["confidence"] = conf
     return wide
+
+
+# --------------------------------------------------------------------------------------
+# Plots of the ablations and hubness pictures (notebooks 42, 43)
+# --------------------------------------------------------------------------------------
+
+
+def plot_beta_heatmap(
+    grid: pd.DataFrame, *, title: str = "", metric: str = "R@1"
+) -> Any:
+    """Heat map of a :func:`beta_grid` table, the best cell outlined."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    vals = grid.to_numpy()
+    im = ax.imshow(vals, origin="lower", aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])
+    ax.set_xlabel(r"$\beta_g$ (gallery bank)")
+    ax.set_ylabel(r"$\beta_q$ (query bank)")
+    ax.grid(False)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            ax.text(
+                j,
+                i,
+                f"{vals[i, j]:.1f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white",
+            )
+    i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
+    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, color="red"))
+    fig.colorbar(im, ax=ax, label=metric)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bank_size(
+    frame: pd.DataFrame, *, metric: str = "R@1", baseline: float | None = None
+) -> Any:
+    """``metric`` against the bank fraction, one panel per shrunk bank, one line per method."""
+    import matplotlib.pyplot as plt
+
+    varied = list(dict.fromkeys(frame["varied"]))
+    fig, axes = plt.subplots(
+        1, len(varied), figsize=(3.4 * len(varied), 3.2), sharey=True, squeeze=False
+    )
+    for ax, v in zip(axes[0], varied, strict=True):
+        sub = frame[frame.varied == v]
+        for label, g in sub.groupby("label", sort=False):
+            ax.plot(g["fraction"], g[metric], marker="o", label=label)
+        if baseline is not None:
+            ax.axhline(baseline, color="black", lw=0.8, ls="--", label="baseline")
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of the bank kept")
+        ax.set_title(f"{v} bank shrunk" if v != "both" else "both banks shrunk")
+    axes[0][0].set_ylabel(metric)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_occurrence_hist(
+    occ: pd.DataFrame, *, labels: Mapping[str, str] | None = None
+) -> Any:
+    """Histograms of :math:`N_k` (log count axis) for each method column of ``occ``."""
+    import matplotlib.pyplot as plt
+
+    cols = list(occ.columns)
+    fig, axes = plt.subplots(
+        1, len(cols), figsize=(2.6 * len(cols), 2.9), sharey=True, squeeze=False
+    )
+    top = int(occ.to_numpy().max())
+    bins = (
+        np.arange(0, top + 2) - 0.5 if top <= 60 else np.linspace(-0.5, top + 0.5, 40)
+    )
+    for ax, c in zip(axes[0], cols, strict=True):
+        ax.hist(occ[c], bins=bins, log=True)
+        ax.set_title((labels or {}).get(c, method_label(c)), fontsize=9)
+        ax.set_xlabel(r"$N_k$")
+    axes[0][0].set_ylabel("gallery items (log)")
+    fig.tight_layout()
+    return fig
+
+
+def shift_datasets(cfg: DBNormConfig) -> dict[str, Any]:
+    """The bank settings of the robustness ablation: label -> data.
+
+    ``stdlib-code`` (or ``embedded``): ``"stdlib random"`` and ``"stdlib by-module"``
+    (banks from other modules), then the first entry of ``cfg.synthetic_settings`` with
+    each ``cfg.shift_values`` (``"synthetic shift <v>"``). ``synthetic``: only the
+    latter. ``user``: the user's data alone (``"user"``).
+    """
+    from hubrepro.datasets import load_dataset
+
+    out: dict[str, Any] = {}
+    if cfg.dataset == "user":
+        return {
+            "user": load_dataset(
+                "user", seed=cfg.seed, data_dir=cfg.data_dir, **cfg.dataset_options
+            )
+        }
+    if cfg.dataset in ("embedded", "stdlib-code"):
+        for protocol in ("random", "by-module"):
+            out[f"stdlib {protocol}"] = load_dataset(
+                "stdlib-code", seed=cfg.seed, protocol=protocol, **cfg.dataset_options
+            )
+    base = (
+        dict(next(iter(cfg.synthetic_settings.values())))
+        if cfg.synthetic_settings
+        else {}
+    )
+    for v in cfg.shift_values:
+        out[f"synthetic shift {v:g}"] = load_dataset(
+            "synthetic", seed=cfg.seed, **{**base, "shift": float(v)}
+        )
+    return out
+
+
+def shift_headlines(shift: pd.DataFrame) -> dict[str, float]:
+    """Glue-ready changes in R@1 from :func:`ablate_shift` (keys ``val-delta-<method>-<bank>``).
+
+    Banks: ``random`` and ``bymodule`` (stdlib), ``shift-max`` (the largest synthetic
+    shift) and ``shift-none`` (synthetic shift 0); also ``val-shift-max``.
+    """
+    out: dict[str, float] = {}
+    names = {"stdlib random": "random", "stdlib by-module": "bymodule"}
+    syn = [
+        b for b in dict.fromkeys(shift["bank"]) if str(b).startswith("synthetic shift ")
+    ]
+    if syn:
+        values = {b: float(str(b).rsplit(" ", 1)[1]) for b in syn}
+        top = max(values, key=values.get)
+        names[top] = "shift-max"
+        out["val-shift-max"] = values[top]
+        zero = [b for b, v in values.items() if v == 0.0]
+        if zero and zero[0] != top:
+            names[zero[0]] = "shift-none"
+    for _, r in shift.iterrows():
+        if r["bank"] in names and r["method"] != "none":
+            out[f"val-delta-{r['method']}-{names[r['bank']]}"] = float(r["delta_R@1"])
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Errata: faithful vs principled DualDIS (notebook 44)
+# --------------------------------------------------------------------------------------
+
+
+def faithful_vs_principled(mats: Mapping[tuple[str, str], Matrices], cfg: DBNormConfig, *,
+                           direction: str = "query_to_gallery") -> dict[str, float]:  # fmt: skip
+    """Compare the two DualDIS modes at the betas tuned for the principled one.
+
+    Returns the share (percent) of test queries gated by both banks, by one, by
+    neither (their top-1 on ``sims`` inside the activation sets), the share whose
+    top-1 differs between the modes, and R@1 / MnR of each mode.
+
+    Book: :ref:`sec-dbnorm-errata`.
+    """
+    from hubrepro.normalize._base import first_argmax, topk_mask_rows
+
+    test = mats[("test", direction)]
+    hyper = _tuned("dualdis", mats, cfg, direction)
+    top1 = first_argmax(test.sims)
+    gq = topk_mask_rows(test.bank_query_sims, cfg.k).any(dim=0)[top1]
+    gg = topk_mask_rows(test.bank_gallery_sims, cfg.k).any(dim=0)[top1]
+    p = normalise("dualdis", test, cfg, hyper)
+    f = normalise("dualdis-faithful", test, cfg, hyper)
+    mp, mf = _metrics(p, test, cfg), _metrics(f, test, cfg)
+    pct = lambda x: 100 * float(x.float().mean())  # noqa: E731
+    return {
+        "gated_both_pct": pct(gq & gg),
+        "gated_one_pct": pct(gq ^ gg),
+        "gated_neither_pct": pct(~gq & ~gg),
+        "top1_differs_pct": pct(p.argmax(dim=1) != f.argmax(dim=1)),
+        "r1_principled": mp["R@1"],
+        "r1_faithful": mf["R@1"],
+        "mnr_principled": mp["MnR"],
+        "mnr_faithful": mf["MnR"],
+        **{f"param_{k}": v for k, v in hyper.items()},
+    }
+
+
+def small_matrices(data: Any, *, n: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+    """Small NumPy matrices for the errata demonstrations (the released code is NumPy).
+
+    From a PairedData: ``n`` test gallery items (with their queries) and ``n`` bank
+    gallery items (with their bank queries), so the bank-gallery matrix has as many
+    rows as there are test queries when each item has one query. From a
+    SimilarityData: the first ``n`` query and bank rows.
+
+    Returns
+    -------
+    dict
+        ``sims``, ``bank_query_sims``, ``bank_gallery_sims`` (float64) and
+        ``query_to_gallery`` (int64).
+    """
+    n = check_int(n, "n", "small_matrices", low=2)
+    if _is_paired(data):
+        n_bank = (
+            None if data.bank_gallery is None else min(n, data.bank_gallery.shape[0])
+        )
+        d = data.subsample(min(n, data.n_gallery), n_bank, seed=seed)
+        m = direction_matrices(d, "query_to_gallery")
+    else:
+        d = data.masked()
+        rows = min(n, d.n_query)
+        gt = (
+            d.query_to_gallery
+            if d.query_to_gallery is not None
+            else torch.arange(d.n_query)
+        )
+        m = Matrices(d.sims[:rows], d.bank_query_sims[:n], d.bank_gallery_sims[:n], gt[:rows],
+                     "query_to_gallery", d.scale)  # fmt: skip
+    gt = (
+        m.query_to_gallery
+        if m.query_to_gallery is not None
+        else torch.arange(m.sims.shape[0])
+    )
+    as_np = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
+    return {
+        "sims": as_np(m.sims),
+        "bank_query_sims": as_np(m.bank_query_sims),
+        "bank_gallery_sims": as_np(m.bank_gallery_sims),
+        "query_to_gallery": gt.detach().cpu().long().numpy(),
+    }
