@@ -302,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
     env_digest = environment_hash()
+    # The kernel must draw with the inline backend, or a glued matplotlib figure is stored
+    # as text ("<Figure size ...>") and the book pastes no image. `make` and the tests
+    # export MPLBACKEND=Agg for scripts; ipykernel keeps an inherited value.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     os.environ["HUBREPRO_EXECUTED_DIR"] = str(out_dir)
     os.environ["HUBREPRO_PARAMS_SET"] = args.params
     pm = None

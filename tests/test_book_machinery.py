@@ -380,3 +380,104 @@ def test_classroom_page_lists_every_assignment():
     page = (REPO / "book" / "09_classroom.md").read_text()
     missing = [name for name in ASSIGNMENTS if name not in page]
     assert not missing, f"book/09_classroom.md does not mention {missing}"
+
+
+# ------------------------------------------------------------------ cross-document glue
+
+
+MINI_NOTEBOOK = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+---
+
+# Source notebook
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+n = 3  # a parameter
+artifact_dir = ""  # unused
+```
+
+```{code-cell} ipython3
+import matplotlib.pyplot as plt
+import pandas as pd
+from myst_nb import glue
+
+fig, ax = plt.subplots()
+ax.plot(range(n))
+glue("nb10-fig-line", fig, display=False)
+glue("nb10-tbl-small", pd.DataFrame({"a": [1, 2]}), display=False)
+glue("nb10-val-pi", 3.14159, display=False)
+glue("nb10-txt-word", "hubness", display=False)
+```
+"""
+
+CHAPTER = """(sec-mini)=
+# Chapter
+
+The word is {glue:text}`executed/10_mini.ipynb::nb10-txt-word` and pi is
+{glue:text}`executed/10_mini.ipynb::nb10-val-pi:.2f`; see {numref}`fig-mini-line`.
+
+```{glue:figure} nb10-fig-line
+:doc: executed/10_mini.ipynb
+:name: fig-mini-line
+:alt: a rising straight line
+
+A line.
+```
+
+```{glue:figure} nb10-tbl-small
+:doc: executed/10_mini.ipynb
+:name: tbl-mini
+
+A table.
+```
+"""
+
+
+@pytest.mark.book
+def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
+    nb = tmp_path / "notebooks"
+    nb.mkdir()
+    (nb / "10_mini.md").write_text(MINI_NOTEBOOK)
+    root = tmp_path / "root"
+    (root / "book").mkdir(parents=True)
+    assert _run(nb, root).returncode == 0
+    (root / "_config.yml").write_text((REPO / "_config.yml").read_text())
+    (root / "references.bib").write_text((REPO / "references.bib").read_text())
+    (root / "book" / "intro.md").write_text("# Mini\n\nA test book.\n")
+    (root / "book" / "chapter.md").write_text(CHAPTER)
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/chapter\n  - file: book/executed/10_mini\n"
+    )
+    jb = str(Path(sys.executable).with_name("jupyter-book"))
+    proc = subprocess.run(
+        [jb, "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    html = (root / "_build" / "html" / "book" / "chapter.html").read_text()
+    assert "The word is <span" in html and "hubness" in html and "3.14" in html
+    assert 'id="fig-mini-line"' in html and 'alt="a rising straight line"' in html
+    assert "A line." in html and 'class="dataframe"' in html
+    # a key the notebook does not glue fails the build, naming the key
+    (root / "book" / "chapter.md").write_text(
+        CHAPTER.replace("nb10-fig-line", "nb10-fig-gone")
+    )
+    proc = subprocess.run(
+        [jb, "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "nb10-fig-gone" in proc.stdout + proc.stderr

@@ -1,0 +1,177 @@
+"""Sphinx extension of the book: numbered, captioned glue figures from other documents.
+
+MyST-NB 1.x pastes a glued output from *another* notebook with ``{glue:any}`` and the
+``:doc:`` option, but its ``{glue:figure}`` directive (caption, ``:name:`` for
+cross-references, ``:alt:``) only reads the current document. The chapters of this book
+are prose pages that paste from the executed notebooks, so this extension gives
+``{glue:figure}`` the ``:doc:`` option::
+
+    ```{glue:figure} nb20-fig-skew-vs-dim
+    :doc: executed/20_hubness_vs_dimension.ipynb
+    :name: fig-skew-vs-dim
+    :alt: one sentence for screen readers
+
+    Caption.
+    ```
+
+It also lets ``{glue:text}`` take ``doc.ipynb::key`` without a format spec (MyST-NB
+would otherwise read ``doc.ipynb:`` as the key).
+
+With ``:doc:`` the figure holds MyST-NB's own pending cross-document glue reference
+(resolved after all documents are read, from the executed notebook's glue cache: an
+image, or the HTML of a table), and a post-transform copies ``:alt:`` onto the resolved
+image. Without ``:doc:`` the directive is MyST-NB's unchanged. A missing key is a
+warning, hence an error under ``-W``. Tables pasted this way are numbered as figures,
+as Jupyter Book's documentation does.
+
+Enabled in ``_config.yml`` (``sphinx.extra_extensions``). Book: :ref:`sec-reproducibility`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst import directives as spec
+from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import logging
+
+__all__ = ["setup"]
+
+_ALT = "hubrepro_glue_alt"
+_KEY = "hubrepro_glue_key"
+logger = logging.getLogger(__name__)
+
+
+def _directive_class():
+    from myst_nb.ext.glue.directives import PasteFigureDirective
+    from myst_nb.ext.glue.utils import (
+        PendingGlueReferenceError,
+        create_pending_glue_ref,
+        glue_warning,
+    )
+
+    class PasteFigureDocDirective(PasteFigureDirective):
+        """``{glue:figure}`` that also accepts ``:doc:`` (a path to another notebook)."""
+
+        option_spec = {
+            **PasteFigureDirective.option_spec,
+            "doc": spec.unchanged_required,
+        }
+
+        def run(self) -> list[nodes.Node]:
+            if "doc" not in self.options:
+                return super().run()
+            key = self.arguments[0]
+            try:
+                ref = create_pending_glue_ref(
+                    self.document,
+                    self.source,
+                    self.line,
+                    self.options["doc"],
+                    key,
+                    inline=False,
+                    gtype="any",
+                )
+            except PendingGlueReferenceError as exc:
+                return [
+                    glue_warning(
+                        f"{exc} [glue:figure {key!r}]", self.document, self.line
+                    )
+                ]
+            figure_node = nodes.figure("", ref)
+            self.set_source_info(figure_node)
+            figure_node[_KEY] = key
+            if "alt" in self.options:
+                figure_node[_ALT] = self.options["alt"]
+            if self.options.get("figwidth") is not None:
+                figure_node["width"] = self.options["figwidth"]
+            if self.options.get("figclass"):
+                figure_node["classes"] += self.options["figclass"]
+            if self.options.get("align"):
+                figure_node["align"] = self.options["align"]
+            self.add_name(figure_node)
+            if self.content:
+                holder = nodes.Element()
+                self.state.nested_parse(self.content, self.content_offset, holder)
+                first = holder[0]
+                if isinstance(first, nodes.paragraph):
+                    caption = nodes.caption(first.rawsource, "", *first.children)
+                    caption.source, caption.line = first.source, first.line
+                    figure_node += caption
+                elif not (isinstance(first, nodes.comment) and len(first) == 0):
+                    return [
+                        figure_node,
+                        glue_warning(
+                            "Figure caption must be a paragraph or empty comment.",
+                            self.document,
+                            self.line,
+                        ),
+                    ]
+                if len(holder) > 1:
+                    figure_node += nodes.legend("", *holder[1:])
+            return [figure_node]
+
+    return PasteFigureDocDirective
+
+
+def _text_role():
+    from myst_nb.ext.glue.roles import PasteTextRole
+
+    class PasteTextDocRole(PasteTextRole):
+        """``{glue:text}`` where ``path::key`` without a format spec works.
+
+        MyST-NB splits the format spec off at the last colon, so ``doc.ipynb::key``
+        alone would be read as the key ``doc.ipynb:`` with the format ``key``. An empty
+        spec (``str(value)``) is appended in that case.
+        """
+
+        def run(self):
+            if "::" in self.text and ":" not in self.text.split("::", 1)[1]:
+                self.text = self.text + ":"
+            return super().run()
+
+    return PasteTextDocRole
+
+
+class _CopyAltText(SphinxPostTransform):
+    """Finish a resolved cross-document glue figure: its ``:alt:`` text, and a check.
+
+    The check warns when the pasted output is plain text where an image or a table was
+    expected: a matplotlib figure glued while a non-inline backend was active (for
+    instance ``MPLBACKEND=Agg`` inherited by the kernel) is stored as ``<Figure ...>``.
+    """
+
+    default_priority = 6  # after MyST-NB's ReplacePendingGlueReferences (5)
+
+    def run(self, **kwargs: Any) -> None:
+        for fig in list(self.document.findall(nodes.figure)):
+            if not fig.get(_KEY):
+                continue
+            alt = fig.get(_ALT)
+            images = list(fig.findall(nodes.image))
+            for img in images:
+                if alt:
+                    img["alt"] = alt
+            # a table (HTML) has no alt attribute: screen readers read its cells
+            has_html = any(r.get("format") == "html" for r in fig.findall(nodes.raw))
+            if (
+                not images
+                and not has_html
+                and any(True for _ in fig.findall(nodes.literal_block))
+            ):
+                logger.warning(
+                    f"glue:figure {fig[_KEY]!r} pasted plain text, not an image or a table; "
+                    "was a matplotlib figure glued without the inline backend "
+                    "(MPLBACKEND set for the kernel)? [hubrepro.glue]",
+                    location=fig,
+                )
+
+
+def setup(app) -> dict[str, Any]:
+    """Register the extended ``glue:figure`` directive (needs ``myst_nb`` loaded first)."""
+    app.setup_extension("myst_nb")
+    app.add_directive_to_domain("glue", "figure", _directive_class(), override=True)
+    app.add_role_to_domain("glue", "text", _text_role()(), override=True)
+    app.add_post_transform(_CopyAltText)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
