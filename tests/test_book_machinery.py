@@ -481,3 +481,40 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     )
     assert proc.returncode != 0
     assert "nb10-fig-gone" in proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------ notebook conventions
+
+SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_notebook_has_a_tiny_set_and_a_parameters_cell(src):
+    import jupytext
+
+    assert (REPO / "notebooks" / "params" / "tiny" / f"{src.stem}.yml").exists(), (
+        f"notebooks/params/tiny/{src.stem}.yml is missing: the tests run every notebook with it"
+    )
+    nb = jupytext.read(src)
+    tagged = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
+    ]
+    assert len(tagged) == 1, (
+        f"{src.name}: exactly one code cell must be tagged `parameters`; found {len(tagged)}"
+    )
+    names = set(re.findall(r"^([A-Za-z_]\w*)\s*=", tagged[0].source, flags=re.M))
+    for required in ("seed", "artifact_dir"):
+        assert required in names, (
+            f"{src.name}: the parameters cell must define `{required}`"
+        )
+    for set_dir in (REPO / "notebooks" / "params").iterdir():
+        f = set_dir / f"{src.stem}.yml"
+        if f.exists():
+            values = yaml.safe_load(f.read_text()) or {}
+            assert isinstance(values, dict), f"{f} must hold a mapping"
+            unknown = sorted(set(values) - names)
+            assert not unknown, (
+                f"{f.relative_to(REPO)} sets parameters that {src.name} does not have: {unknown}"
+            )

@@ -4,11 +4,16 @@ The notebooks are executed by the same runner as `make book`
 (``scripts/run_notebooks.py``) into a temporary copy of the book, so the user's
 ``book/executed/`` is never touched. The book is then built with warnings as
 errors: a pasted glue key that a notebook no longer produces fails the build.
+
+Budget: the tiny runs and the build must stay well within the CI's 15 minutes;
+``tests/test_book_machinery.py`` tests the runner itself (cache, failures) and the
+static consistency of the table of contents and the glue keys.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -25,46 +30,102 @@ def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tinybook")
     for name in ("_config.yml", "_toc.yml", "references.bib"):
         shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("executed", "_build"))
+    shutil.copytree(
+        REPO / "book",
+        root / "book",
+        ignore=shutil.ignore_patterns("executed", "_build"),
+    )
     return root
 
 
-def _glue_keys(ipynb: Path) -> set[str]:
+def _glue_outputs(ipynb: Path) -> dict[str, set[str]]:
+    """Glue key -> the MIME types stored for it in an executed notebook."""
     nb = json.loads(ipynb.read_text())
-    keys = set()
+    glued: dict[str, set[str]] = {}
     for cell in nb["cells"]:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if name:
-                keys.add(name)
-    return keys
+                prefix = "application/papermill.record/"
+                glued[name] = {m.removeprefix(prefix) for m in out.get("data", {})}
+    return glued
 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_notebook_runs_with_tiny_parameters(stem, tiny_root):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--params", "tiny", "--root", str(tiny_root), "--only", stem, "--force"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "run_notebooks.py"),
+            "--params",
+            "tiny",
+            "--root",
+            str(tiny_root),
+            "--only",
+            stem,
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    assert proc.returncode == 0, f"{stem} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, (
+        f"{stem} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
     executed = tiny_root / "book" / "executed" / f"{stem}.ipynb"
     assert executed.exists()
-    keys = _glue_keys(executed)
+    glued = _glue_outputs(executed)
     prefix = f"nb{stem[:2]}-"
-    assert keys, f"{stem} glued nothing"
-    bad = sorted(k for k in keys if not k.startswith(prefix))
+    assert glued, f"{stem} glued nothing"
+    bad = sorted(k for k in glued if not k.startswith(prefix))
     assert not bad, f"{stem}: glue keys must start with {prefix!r}: {bad}"
+    # a figure glued while a non-inline matplotlib backend was active is stored as text
+    not_images = sorted(
+        k
+        for k, m in glued.items()
+        if "-fig-" in k and not m & {"image/png", "image/svg+xml"}
+    )
+    assert not not_images, f"{stem}: glued figures without an image: {not_images}"
+    not_tables = sorted(
+        k for k, m in glued.items() if "-tbl-" in k and "text/html" not in m
+    )
+    assert not not_tables, (
+        f"{stem}: glued tables without HTML (glue a DataFrame): {not_tables}"
+    )
 
 
 @pytest.mark.book
 def test_book_builds_with_warnings_as_errors(tiny_root):
-    missing = [s for s in NOTEBOOKS if not (tiny_root / "book" / "executed" / f"{s}.ipynb").exists()]
+    missing = [
+        s
+        for s in NOTEBOOKS
+        if not (tiny_root / "book" / "executed" / f"{s}.ipynb").exists()
+    ]
     if missing:
         pytest.fail(f"notebooks did not run, so the book cannot build: {missing}")
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(tiny_root), "--warningiserror", "--nitpick", "--keep-going"],
-        capture_output=True, text=True, timeout=900,
+        [
+            str(Path(sys.executable).with_name("jupyter-book")),
+            "build",
+            str(tiny_root),
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
-    assert (tiny_root / "_build" / "html" / "index.html").exists()
+    html = tiny_root / "_build" / "html"
+    assert (html / "index.html").exists()
+    # exercises' solutions are folded away in the HTML (sphinx-exercise + dropdown)
+    shown = []
+    for page in html.rglob("*.html"):
+        for m in re.finditer(r'class="solution([^"]*)"', page.read_text()):
+            if "dropdown" not in m.group(1):
+                shown.append(page.relative_to(html).as_posix())
+    assert not shown, (
+        f"solutions not hidden (add `:class: dropdown` to the solution): {sorted(set(shown))}"
+    )
