@@ -30,6 +30,7 @@ from ._base import (
     METRICS,
     BaseNormalizer,
     NotFittedError,
+    _l2,
     acc_dtype,
 )
 from .csls import CSLS
@@ -172,10 +173,6 @@ def normalize(
     est.fit(bank_query_sims, bank_gallery_sims, **extra)
     out = est.transform(s)
     return out.T.contiguous() if direction == "gallery_to_query" else out
-
-
-def _l2(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def normalize_embeddings(

@@ -21,18 +21,17 @@ from hubrepro._validation import check_int, check_matrix, check_positive, fail
 
 from ._base import (
     BankSource,
-    BaseNormalizer,
     acc_dtype,
-    check_bank_choice,
     check_beta,
     check_scale,
     sinkhorn_gallery_potentials,
 )
+from .inverted_softmax import InvertedSoftmax
 
 __all__ = ["SinkhornNorm", "DBSN"]
 
 
-class SinkhornNorm(BaseNormalizer):
+class SinkhornNorm(InvertedSoftmax):
     r"""Sinkhorn normalisation (SN): per-gallery potentials of an entropic transport plan from the bank.
 
     The bank items (rows, mass :math:`1/M` each) are transported to the test
@@ -113,22 +112,11 @@ class SinkhornNorm(BaseNormalizer):
             scale=scale,
         )
 
-    def _required(self) -> tuple[str, ...]:
-        return (self.bank,)
-
-    @property
-    def beta_(self) -> float:
-        """The inverse temperature of the chosen bank."""
-        return self.beta_query if self.bank == "query" else self.beta_gallery
-
     def _check_params(self) -> None:
+        super()._check_params()
         f = type(self).__name__
-        check_beta(self.beta_query, "beta_query", f)
-        check_beta(self.beta_gallery, "beta_gallery", f)
-        check_bank_choice(self.bank, f)
         check_int(self.n_iter, "n_iter", f, low=1)
         check_positive(self.tol, "tol", f)
-        check_scale(self.scale, f)
 
     def _fit_sources(
         self, sources: dict[str, BankSource], func: str, extra: dict
