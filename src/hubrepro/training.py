@@ -198,6 +198,8 @@ CONDITIONS: dict[str, dict[str, Any]] = {
         "logit_scale_init": 1 / 0.07,
         "learn_logit_scale": True,
     },
+    # InfoNCE at NeighborRetr's fixed logit scale 100: isolates the extra terms
+    "infonce-fixed-scale": {"loss": "infonce"},
     "neighborretr": {"loss": "neighborretr"},
     "neighborretr-official": {"loss": "neighborretr", "compat": "official"},
     "no-uniform": {"loss": "neighborretr", "w_uniform": 0.0},

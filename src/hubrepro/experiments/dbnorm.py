@@ -79,6 +79,7 @@ __all__ = [
     "shift_headlines",
     "faithful_vs_principled",
     "small_matrices",
+    "test_sims_numpy",
     "ablate_bank_size",
     "ablate_bank_choice",
     "ablate_aggregation",
@@ -303,15 +304,29 @@ def method_label(key: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _load_user(cfg: DBNormConfig) -> Any:
+    from hubrepro.datasets import load_dataset
+
+    # naming another source with a data_dir makes load_dataset read the user's folder and
+    # ignore (and record) options meant for the embedded sources, e.g. a parameter set's
+    # stdlib subset sizes
+    return load_dataset(
+        "stdlib-code", seed=cfg.seed, data_dir=cfg.data_dir, **cfg.dataset_options
+    )
+
+
 def load_data(cfg: DBNormConfig) -> dict[str, Any]:
     """Load the dataset(s) named by ``cfg``: label -> PairedData or SimilarityData.
 
     ``"embedded"`` gives ``stdlib-code`` (``cfg.protocol``) followed by every entry of
-    ``cfg.synthetic_settings``; ``"user"`` reads ``cfg.data_dir``.
+    ``cfg.synthetic_settings``; ``"user"`` (or any ``data_dir``) reads ``cfg.data_dir``.
     """
     from hubrepro.datasets import load_dataset
 
     out: dict[str, Any] = {}
+    if cfg.dataset == "user" or cfg.data_dir:
+        # a data_dir always means the user's data (as in load_dataset)
+        return {"user": _load_user(cfg)}
     if cfg.dataset in ("embedded", "stdlib-code"):
         out[f"stdlib-code ({cfg.protocol})"] = load_dataset(
             "stdlib-code", seed=cfg.seed, protocol=cfg.protocol, **cfg.dataset_options
@@ -322,10 +337,6 @@ def load_data(cfg: DBNormConfig) -> dict[str, Any]:
             out[f"synthetic: {label}"] = load_dataset(
                 "synthetic", seed=cfg.seed, **dict(opts)
             )
-    if cfg.dataset == "user":
-        out["user"] = load_dataset(
-            "user", seed=cfg.seed, data_dir=cfg.data_dir, **cfg.dataset_options
-        )
     return out
 
 
@@ -1365,12 +1376,8 @@ def shift_datasets(cfg: DBNormConfig) -> dict[str, Any]:
     from hubrepro.datasets import load_dataset
 
     out: dict[str, Any] = {}
-    if cfg.dataset == "user":
-        return {
-            "user": load_dataset(
-                "user", seed=cfg.seed, data_dir=cfg.data_dir, **cfg.dataset_options
-            )
-        }
+    if cfg.dataset == "user" or cfg.data_dir:
+        return {"user": _load_user(cfg)}
     if cfg.dataset in ("embedded", "stdlib-code"):
         for protocol in ("random", "by-module"):
             out[f"stdlib {protocol}"] = load_dataset(
@@ -1495,3 +1502,9 @@ def small_matrices(data: Any, *, n: int = 200, seed: int = 0) -> dict[str, np.nd
         "bank_gallery_sims": as_np(m.bank_gallery_sims),
         "query_to_gallery": gt.detach().cpu().long().numpy(),
     }
+
+
+def test_sims_numpy(data: Any) -> np.ndarray:
+    """The full test similarity matrix as a float64 NumPy array (masked queries dropped)."""
+    s = data.sims() if _is_paired(data) else data.masked().sims
+    return s.detach().cpu().double().numpy()

@@ -172,7 +172,7 @@ def skewness_variants_example(
 
     Book
     ----
-    :ref:`eq-hubness-skewness-nonzero`.
+    :eq:`eq-hubness-skewness-nonzero`.
     """
     retrieved = [1, 1, 2, 2, 3, 3, 4, 12]
     rows = []
