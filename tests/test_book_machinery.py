@@ -416,13 +416,15 @@ glue("nb10-fig-line", fig, display=False)
 glue("nb10-tbl-small", pd.DataFrame({"a": [1, 2]}), display=False)
 glue("nb10-val-pi", 3.14159, display=False)
 glue("nb10-txt-word", "hubness", display=False)
+glue("nb10-val-n", n * 1000 + 7, display=False)
 ```
 """
 
 CHAPTER = """(sec-mini)=
 # Chapter
 
-The word is {glue:text}`executed/10_mini.ipynb::nb10-txt-word` and pi is
+The word is {glue:text}`executed/10_mini.ipynb::nb10-txt-word`, the count is
+{glue:text}`executed/10_mini.ipynb::nb10-val-n:d` and pi is
 {glue:text}`executed/10_mini.ipynb::nb10-val-pi:.2f`; see {numref}`fig-mini-line`.
 
 ```{glue:figure} nb10-fig-line
@@ -469,6 +471,18 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     assert "The word is <span" in html and "hubness" in html and "3.14" in html
     assert 'id="fig-mini-line"' in html and 'alt="a rising straight line"' in html
     assert "A line." in html and 'class="dataframe"' in html
+    assert "3007" in html
+    # the notebook re-runs with another parameter: an incremental build updates the chapter
+    assert _run(nb, root, "-p", "n", "5").returncode == 0
+    proc = subprocess.run(
+        [jb, "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    html = (root / "_build" / "html" / "book" / "chapter.html").read_text()
+    assert "5007" in html and "3007" not in html
     # a key the notebook does not glue fails the build, naming the key
     (root / "book" / "chapter.md").write_text(
         CHAPTER.replace("nb10-fig-line", "nb10-fig-gone")

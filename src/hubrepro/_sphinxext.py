@@ -43,6 +43,34 @@ _KEY = "hubrepro_glue_key"
 logger = logging.getLogger(__name__)
 
 
+def _note_source(document: nodes.document, rel_doc: str) -> None:
+    """Make the pasting page depend on the executed notebook it pastes from.
+
+    Sphinx then re-reads (and re-writes) the page when that notebook changes, so an
+    incremental build never shows a stale number; without it only the notebook's own
+    page would be rebuilt.
+    """
+    env = getattr(document.settings, "env", None)
+    if env is None:
+        return
+    _, path = env.relfn2path(rel_doc, env.docname)
+    env.note_dependency(path)
+
+
+def _any_directive_class():
+    from myst_nb.ext.glue.directives import PasteAnyDirective
+
+    class PasteAnyDocDirective(PasteAnyDirective):
+        """``{glue:any}`` / ``{glue}`` with ``:doc:``, recording the dependency."""
+
+        def run(self) -> list[nodes.Node]:
+            if "doc" in self.options:
+                _note_source(self.state.document, self.options["doc"])
+            return super().run()
+
+    return PasteAnyDocDirective
+
+
 def _directive_class():
     from myst_nb.ext.glue.directives import PasteFigureDirective
     from myst_nb.ext.glue.utils import (
@@ -63,6 +91,7 @@ def _directive_class():
             if "doc" not in self.options:
                 return super().run()
             key = self.arguments[0]
+            _note_source(self.state.document, self.options["doc"])
             try:
                 ref = create_pending_glue_ref(
                     self.document,
@@ -127,8 +156,10 @@ def _text_role():
         """
 
         def run(self):
-            if "::" in self.text and ":" not in self.text.split("::", 1)[1]:
-                self.text = self.text + ":"
+            if "::" in self.text:
+                _note_source(self.inliner.document, self.text.split("::", 1)[0])
+                if ":" not in self.text.split("::", 1)[1]:
+                    self.text = self.text + ":"
             return super().run()
 
     return PasteTextDocRole
@@ -173,5 +204,9 @@ def setup(app) -> dict[str, Any]:
     app.setup_extension("myst_nb")
     app.add_directive_to_domain("glue", "figure", _directive_class(), override=True)
     app.add_role_to_domain("glue", "text", _text_role()(), override=True)
+    any_directive = _any_directive_class()
+    app.add_directive("glue", any_directive, override=True)
+    app.add_directive_to_domain("glue", "", any_directive, override=True)
+    app.add_directive_to_domain("glue", "any", any_directive, override=True)
     app.add_post_transform(_CopyAltText)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
