@@ -8,6 +8,10 @@ Continue an interrupted run exactly where its last checkpoint left it::
 
     hubrepro train --resume runs/synthetic
 
+Several processes (GPUs, or CPU processes with gloo) through ``torchrun``::
+
+    torchrun --nproc_per_node 4 -m hubrepro train --config CONFIG.yaml
+
 The config holds fields of :class:`hubrepro.training.TrainConfig` plus ``run_dir``
 (where the run is written; ``--run-dir`` overrides it). An existing, non-empty run
 directory is never overwritten unless ``--overwrite`` is given. At the end the best
@@ -83,9 +87,25 @@ def _load_config(path: Path) -> dict[str, Any]:
     return params
 
 
+def _init_distributed() -> None:
+    # under torchrun (WORLD_SIZE > 1): one process per GPU (NCCL) or per CPU slot (gloo)
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; return the exit status."""
     from hubrepro import training
+
+    _init_distributed()
 
     if args.resume is not None:
         if args.set:
