@@ -308,7 +308,7 @@ def skewness(n_k: Any) -> float:
 
     Book
     ----
-    :ref:`eq-hubness-skewness`.
+    :eq:`eq-hubness-skewness`.
 
     Examples
     --------
@@ -353,7 +353,7 @@ def skewness_nonzero(n_k: Any) -> float:
 
     Book
     ----
-    :ref:`eq-hubness-skewness-nonzero`.
+    :eq:`eq-hubness-skewness-nonzero`.
 
     Examples
     --------
@@ -386,7 +386,7 @@ def robin_hood_index(n_k: Any) -> float:
 
     Book
     ----
-    :ref:`eq-hubness-robin-hood`.
+    :eq:`eq-hubness-robin-hood`.
 
     Examples
     --------
@@ -420,7 +420,7 @@ def hub_occupancy(n_k: Any, k: int) -> float:
 
     Book
     ----
-    :ref:`eq-hubness-occupancy`.
+    :eq:`eq-hubness-occupancy`.
 
     Examples
     --------
@@ -455,7 +455,7 @@ def antihub_rate(n_k: Any) -> float:
 
     Book
     ----
-    :ref:`eq-hubness-antihub`.
+    :eq:`eq-hubness-antihub`.
 
     Examples
     --------
@@ -489,7 +489,7 @@ def gini(n_k: Any) -> float:
 
     Book
     ----
-    :ref:`eq-hubness-gini`.
+    :eq:`eq-hubness-gini`.
 
     Examples
     --------
