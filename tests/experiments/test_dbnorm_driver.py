@@ -264,3 +264,83 @@ def test_inputs_not_mutated(data, cfg):
         strict=True,
     ):
         assert torch.equal(a, b)
+
+
+def _pub(rows):
+    import pandas as pd
+
+    from hubrepro.published import COLUMNS
+
+    base = dict(paper="wang2023balance", table="dbnorm-main", dataset="msrvtt-1ka", backbone="b",
+                direction="query_to_gallery", metric="R@1", source="SEC-A", confidence="medium", note="")  # fmt: skip
+    return pd.DataFrame([{**base, **r} for r in rows], columns=list(COLUMNS))
+
+
+def test_published_vs_reproduced_fills_only_the_named_setting():
+    import pandas as pd
+
+    pub = _pub([dict(setting="A", method="none", value=10.0), dict(setting="A", method="dualis_or_dualdis", value=12.0),
+                dict(setting="B", method="none", value=20.0)])  # fmt: skip
+    ours = pd.DataFrame(
+        {
+            "direction": ["query_to_gallery"] * 2,
+            "method": ["none", "dualis"],
+            "R@1": [11.0, 13.5],
+        }
+    )
+    side = X.published_vs_reproduced(pub, ours, setting="A")
+    assert list(side["reproduced"]) == ["11.00", "13.50", "needs your data"]
+    assert list(side["published"]) == ["10.00", "12.00", "20.00"]
+    assert set(X.published_vs_reproduced(pub)["reproduced"]) == {"needs your data"}
+    with pytest.raises(ValueError, match="setting"):
+        X.published_vs_reproduced(pub, ours, setting="C")
+
+
+def test_claims_table_counts_by_hand():
+    import pandas as pd
+
+    pub = _pub([dict(setting="A", method="none", value=10.0), dict(setting="A", method="is", value=11.0),
+                dict(setting="A", method="dualis", value=12.0), dict(setting="A", method="dualdis", value=12.4),
+                dict(setting="B", method="none", value=20.0), dict(setting="B", method="is", value=19.0),
+                dict(setting="B", method="dualis_or_dualdis", value=19.5)])  # fmt: skip
+    ours = pd.DataFrame({"dataset": ["x"] * 3, "direction": ["query_to_gallery"] * 3,
+                         "method": ["none", "is", "dualis"], "R@1": [5.0, 6.0, 5.5]})  # fmt: skip
+    t = X.claims_table(pub, ours).set_index("claim")
+    assert t.loc["IS beats the baseline", "published"] == "1 of 2 settings"
+    assert t.loc["DualIS beats IS", "published"] == "2 of 2 settings"
+    assert t.loc["DualIS beats the baseline", "published"] == "1 of 2 settings"
+    assert (
+        t.loc["DualDIS matches DualIS (within the tolerance)", "published"]
+        == "1 of 1 settings"
+    )
+    assert (
+        t.loc["DIS matches IS (within the tolerance)", "published"] == "0 of 0 settings"
+    )
+    assert t.loc["DualIS beats IS", "ours"] == "0 of 1 datasets"
+    assert t.loc["IS beats the baseline", "ours"] == "1 of 1 datasets"
+
+
+def test_shift_headlines_keys():
+    import pandas as pd
+
+    shift = pd.DataFrame({"bank": ["stdlib random", "stdlib random", "synthetic shift 0", "synthetic shift 1"],
+                          "method": ["none", "is", "is", "is"], "delta_R@1": [0.0, 1.5, 2.0, -3.0]})  # fmt: skip
+    h = X.shift_headlines(shift)
+    assert h == {"val-shift-max": 1.0, "val-delta-is-random": 1.5, "val-delta-is-shift-none": 2.0,
+                 "val-delta-is-shift-max": -3.0}  # fmt: skip
+
+
+def test_headlines_from_a_table():
+    import pandas as pd
+
+    t = pd.DataFrame({"dataset": ["d1"] * 3 + ["d2"] * 2, "direction": ["query_to_gallery"] * 5,
+                      "method": ["none", "is", "dualis", "none", "dualis"], "R@1": [10.0, 12.0, 11.0, 5.0, 9.0],
+                      "Rsum": [1.0] * 5, "hub_skewness": [2.0, 1.0, 1.5, 3.0, 1.0]})  # fmt: skip
+    h = X.headlines(t)
+    assert (
+        h["txt-dataset"] == "d1"
+        and h["val-r1-is"] == 12.0
+        and h["txt-best-method"] == X.method_label("is")
+    )
+    assert h["val-dualis-gain-min"] == 1.0 and h["val-dualis-gain-max"] == 4.0
+    assert h["val-n-datasets"] == 2
