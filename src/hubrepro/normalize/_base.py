@@ -176,6 +176,11 @@ class BankStats:
     topk_mean: torch.Tensor | None = None
 
 
+def _colsum(z: torch.Tensor) -> torch.Tensor:
+    """Column sums as a matrix-vector product (several times faster than ``sum(0)`` on CPU)."""
+    return (torch.ones(1, z.shape[0], dtype=z.dtype, device=z.device) @ z)[0]
+
+
 def _lse_update(
     block: torch.Tensor,
     beta: float,
@@ -194,12 +199,12 @@ def _lse_update(
     """
     z = None if buf is None else buf[: block.shape[0]]
     if torch.isfinite(shift).all():
-        part = torch.add(-shift, block, alpha=beta, out=z).exp_().sum(dim=0)
+        part = _colsum(torch.add(-shift, block, alpha=beta, out=z).exp_())
         if torch.isfinite(part).all():
             total = total + part
             return shift + torch.log(total), torch.ones_like(total)
     new_shift = torch.maximum(shift, block.amax(dim=0) * beta)  # beta > 0
-    part = torch.add(-new_shift, block, alpha=beta, out=z).exp_().sum(dim=0)
+    part = _colsum(torch.add(-new_shift, block, alpha=beta, out=z).exp_())
     total = total * torch.exp(shift - new_shift) + part
     return new_shift + torch.log(total), torch.ones_like(total)
 
@@ -233,10 +238,10 @@ def stream_bank_stats(
     zbuf = None
     for _, block in source.blocks():
         if active is not None:
-            if (
-                k_active == 1
-            ):  # fast path: argmax keeps the first maximum (lowest index)
-                active[block.argmax(dim=1)] = True
+            if k_active == 1:
+                # fast path: `max(dim).indices` is the first maximum (lowest index on
+                # ties), like argmax, and faster on CPU
+                active[block.max(dim=1).indices] = True
             else:
                 active |= topk_mask_rows(block, k_active).any(dim=0)
         if beta is not None:
