@@ -685,3 +685,10 @@ def test_plots_return_figures():
     for fig in figs:
         assert fig.axes
         plt.close(fig)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(S, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 8 and result.failed == 0
