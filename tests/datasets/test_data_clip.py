@@ -124,20 +124,25 @@ def test_embed_clip_end_to_end_on_cpu(clip_model, weights, images, tmp_path):
             model.encode_image(pre(im.convert("RGB"))[None]), dim=-1
         )[0]
     torch.testing.assert_close(data.gallery[2], ref, atol=1e-5, rtol=1e-4)
-    # refusing to overwrite, then the bank role through the command line
+    # refusing to overwrite
     with pytest.raises(FileExistsError, match="overwrite"):
         embed_clip(MODEL, weights, images, caps, out, device="cpu", progress=False)
-    rc = main(
-        ["data", "embed-clip", "--model", MODEL, "--weights", str(weights), "--images", str(images),
-         "--captions", str(caps), "--out", str(out), "--role", "bank", "--device", "cpu"]
-    )  # fmt: skip
-    assert rc == 0
+
+
+@pytest.mark.slow
+def test_cli_embed_clip_writes_test_and_bank(weights, images, tmp_path):
+    caps = _captions(tmp_path)
+    out = tmp_path / "out"
+    for role in ("test", "bank"):
+        rc = main(
+            ["data", "embed-clip", "--model", MODEL, "--weights", str(weights), "--images", str(images),
+             "--captions", str(caps), "--out", str(out), "--role", role, "--device", "cpu"]
+        )  # fmt: skip
+        assert rc == 0
     both = load_dataset("user", data_dir=out)
-    assert both.bank_gallery.shape == (
-        3,
-        384,
-    ) and both.bank_query_to_gallery.tolist() == [0, 1, 0, 2]
-    torch.testing.assert_close(both.bank_gallery, data.gallery)
+    assert both.bank_gallery.shape == (3, 384)
+    assert both.bank_query_to_gallery.tolist() == [0, 1, 0, 2]
+    torch.testing.assert_close(both.bank_gallery, both.gallery)
 
 
 def test_embed_clip_input_errors(weights, images, tmp_path):

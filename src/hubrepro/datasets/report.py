@@ -162,7 +162,11 @@ def baseline_table(
 
 
 def split_sizes(
-    pairs: Sequence[dict[str, str]], protocols: Sequence[str], *, seed: int = 0
+    pairs: Sequence[dict[str, str]],
+    protocols: Sequence[str],
+    *,
+    seed: int = 0,
+    n_test: int = 1000,
 ) -> Any:
     """Sizes of the stdlib-code splits under each protocol (pairs and modules).
 
@@ -178,7 +182,7 @@ def split_sizes(
 
     rows = []
     for protocol in protocols:
-        test, bank = split_pairs(pairs, protocol=protocol, seed=seed)
+        test, bank = split_pairs(pairs, protocol=protocol, seed=seed, n_test=n_test)
         rows.append(
             {
                 "protocol": protocol,
