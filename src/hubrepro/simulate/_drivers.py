@@ -314,6 +314,64 @@ def _two_modality_tensors(
     return out
 
 
+def _world_grid(
+    cones: Any, gaps: Any, latents: Any, gap_alongs: Any, func: str
+) -> list[tuple[str, str, float, float]]:
+    """Validate the (latent, gap direction, cone, gap) grid of the two-modality drivers."""
+    cones = [
+        check_positive(c, "cones", func, allow_zero=True)
+        for c in _as_list(cones, "cones", func)
+    ]
+    gaps = [
+        check_positive(g, "gaps", func, allow_zero=True)
+        for g in _as_list(gaps, "gaps", func)
+    ]
+    latents = [
+        check_choice(s, "latents", func, ("isotropic", "anisotropic"))
+        for s in _as_list(latents, "latents", func)
+    ]
+    alongs = [
+        check_choice(s, "gap_alongs", func, ("orthogonal", "cone"))
+        for s in _as_list(gap_alongs, "gap_alongs", func)
+    ]
+    return [
+        (lat, al, c, g) for lat in latents for al in alongs for c in cones for g in gaps
+    ]
+
+
+def _iter_worlds(
+    grid: list[tuple[str, str, float, float]],
+    replicates: int,
+    seed: int,
+    n: int,
+    d: int,
+    sigma: float,
+    bank_size: int | None,
+    device: Any,
+    dtype: torch.dtype,
+) -> Iterable[tuple[tuple[str, str, float, float, int], TwoModalitySample]]:
+    """Draw every world of the grid; one seed per cell, shared by E5 and E6."""
+    for latent, along, c, gap in grid:
+        for rep in range(replicates):
+            g = torch.Generator().manual_seed(
+                derive_seed(seed, latent, along, c, gap, d, rep)
+            )
+            world = sample_two_modality(
+                n,
+                d,
+                cone=c,
+                gap=gap,
+                sigma=sigma,
+                latent=latent,
+                gap_along=along,
+                bank_size=bank_size,
+                generator=g,
+                device=device,
+                dtype=dtype,
+            )
+            yield (latent, along, c, gap, rep), world
+
+
 def simulate_two_modality(
     cones: Iterable[float] = (0.0, 0.25, 0.5, 1.0),
     gaps: Iterable[float] = (0.0, 0.25, 0.5, 1.0),
@@ -354,22 +412,7 @@ def simulate_two_modality(
     Chapter :ref:`sec-theory`, "Two modalities"; notebook ``22_hubs_both_modalities``.
     """
     func = "simulate_two_modality"
-    cones = [
-        check_positive(c, "cones", func, allow_zero=True)
-        for c in _as_list(cones, "cones", func)
-    ]
-    gaps = [
-        check_positive(g, "gaps", func, allow_zero=True)
-        for g in _as_list(gaps, "gaps", func)
-    ]
-    latents = [
-        check_choice(s, "latents", func, ("isotropic", "anisotropic"))
-        for s in _as_list(latents, "latents", func)
-    ]
-    gap_alongs = [
-        check_choice(s, "gap_alongs", func, ("orthogonal", "cone"))
-        for s in _as_list(gap_alongs, "gap_alongs", func)
-    ]
+    grid = _world_grid(cones, gaps, latents, gap_alongs, func)
     n = check_int(n, "n", func, low=2)
     k = check_int(k, "k", func, low=1, high=n)
     if beta is not None:
@@ -389,55 +432,34 @@ def simulate_two_modality(
             hub_fraction,
         )
     rows: list[tuple] = []
-    for latent in latents:
-        for along in gap_alongs:
-            for c in cones:
-                for gap in gaps:
-                    for rep in range(replicates):
-                        g = torch.Generator().manual_seed(
-                            derive_seed(seed, latent, along, c, gap, d, rep)
-                        )
-                        world = sample_two_modality(
-                            n,
-                            d,
-                            cone=c,
-                            gap=gap,
-                            sigma=sigma,
-                            latent=latent,
-                            gap_along=along,
-                            bank_size=bank_size,
-                            generator=g,
-                            device=device,
-                            dtype=dtype,
-                        )
-                        col = {
-                            name: t.cpu()
-                            for name, t in _two_modality_tensors(
-                                world, k, beta, chunk_size
-                            ).items()
-                        }
-                        n_k = col["n_k"]
-                        order = torch.argsort(n_k, descending=True, stable=True)
-                        hub = torch.zeros(n, dtype=torch.bool)
-                        hub[order[:n_hub]] = True
-                        stats = {
-                            "skewness": hubness.skewness(n_k),
-                            "rho_q": spearman(n_k, col["m_bq"]),
-                            "rho_g": spearman(n_k, col["m_bg"]),
-                            "hub_m_bq": float(col["m_bq"][hub].mean()),
-                            "rest_m_bq": float(col["m_bq"][~hub].mean()),
-                            "cohen_q": cohens_d(col["m_bq"][hub], col["m_bq"][~hub]),
-                            "hub_m_bg": float(col["m_bg"][hub].mean()),
-                            "rest_m_bg": float(col["m_bg"][~hub].mean()),
-                            "cohen_g": cohens_d(col["m_bg"][hub], col["m_bg"][~hub]),
-                        }
-                        if beta is not None:
-                            stats["rho_is_q"] = spearman(n_k, col["is_q"])
-                            stats["rho_is_g"] = spearman(n_k, col["is_g"])
-                        rows.extend(
-                            ("two_modality", latent, along, c, gap, d, k, rep, s, v)
-                            for s, v in stats.items()
-                        )
+    worlds = _iter_worlds(grid, replicates, seed, n, d, sigma, bank_size, device, dtype)
+    for (latent, along, c, gap, rep), world in worlds:
+        col = {
+            name: t.cpu()
+            for name, t in _two_modality_tensors(world, k, beta, chunk_size).items()
+        }
+        n_k = col["n_k"]
+        order = torch.argsort(n_k, descending=True, stable=True)
+        hub = torch.zeros(n, dtype=torch.bool)
+        hub[order[:n_hub]] = True
+        stats = {
+            "skewness": hubness.skewness(n_k),
+            "rho_q": spearman(n_k, col["m_bq"]),
+            "rho_g": spearman(n_k, col["m_bg"]),
+            "hub_m_bq": float(col["m_bq"][hub].mean()),
+            "rest_m_bq": float(col["m_bq"][~hub].mean()),
+            "cohen_q": cohens_d(col["m_bq"][hub], col["m_bq"][~hub]),
+            "hub_m_bg": float(col["m_bg"][hub].mean()),
+            "rest_m_bg": float(col["m_bg"][~hub].mean()),
+            "cohen_g": cohens_d(col["m_bg"][hub], col["m_bg"][~hub]),
+        }
+        if beta is not None:
+            stats["rho_is_q"] = spearman(n_k, col["is_q"])
+            stats["rho_is_g"] = spearman(n_k, col["is_g"])
+        rows.extend(
+            ("two_modality", latent, along, c, gap, d, k, rep, s, v)
+            for s, v in stats.items()
+        )
     return pd.DataFrame(
         rows,
         columns=[
@@ -510,22 +532,7 @@ def simulate_bank_benefit(
     from hubrepro import retrieval as _ret
 
     func = "simulate_bank_benefit"
-    cones = [
-        check_positive(c, "cones", func, allow_zero=True)
-        for c in _as_list(cones, "cones", func)
-    ]
-    gaps = [
-        check_positive(g, "gaps", func, allow_zero=True)
-        for g in _as_list(gaps, "gaps", func)
-    ]
-    latents = [
-        check_choice(s, "latents", func, ("isotropic", "anisotropic"))
-        for s in _as_list(latents, "latents", func)
-    ]
-    gap_alongs = [
-        check_choice(s, "gap_alongs", func, ("orthogonal", "cone"))
-        for s in _as_list(gap_alongs, "gap_alongs", func)
-    ]
+    grid = _world_grid(cones, gaps, latents, gap_alongs, func)
     methods = [
         check_choice(m, "methods", func, tuple(BANK_METHODS))
         for m in _as_list(methods, "methods", func)
@@ -536,66 +543,47 @@ def simulate_bank_benefit(
     replicates = check_int(replicates, "replicates", func, low=1)
     seed = check_int(seed, "seed", func, low=0)
     rows: list[tuple] = []
-    for latent in latents:
-        for along in gap_alongs:
-            for c in cones:
-                for gap in gaps:
-                    for rep in range(replicates):
-                        g = torch.Generator().manual_seed(
-                            derive_seed(seed, latent, along, c, gap, d, rep)
-                        )
-                        w = sample_two_modality(
-                            n,
-                            d,
-                            cone=c,
-                            gap=gap,
-                            sigma=sigma,
-                            latent=latent,
-                            gap_along=along,
-                            bank_size=bank_size,
-                            generator=g,
-                            device=device,
-                            dtype=dtype,
-                        )
-                        for name in methods:
-                            method, extra = BANK_METHODS[name]
-                            sims = _norm.normalize_embeddings(
-                                method,
-                                w.query,
-                                w.gallery,
-                                bank_query=w.bank_query,
-                                bank_gallery=w.bank_gallery,
-                                chunk_size=chunk_size,
-                                **(
-                                    {}
-                                    if method == "none"
-                                    else {"beta_query": beta, "beta_gallery": beta}
-                                ),
-                                **extra,
-                            )
-                            res = _ret.evaluate_retrieval(sims)["query_to_gallery"]
-                            n_k = hubness.k_occurrence(sims, k)
-                            stats = {
-                                "R@1": float(res["R@1"]),
-                                "R@10": float(res["R@10"]),
-                                "skewness": hubness.skewness(n_k),
-                            }
-                            rows.extend(
-                                (
-                                    "bank_benefit",
-                                    latent,
-                                    along,
-                                    c,
-                                    gap,
-                                    d,
-                                    k,
-                                    name,
-                                    rep,
-                                    s,
-                                    v,
-                                )
-                                for s, v in stats.items()
-                            )
+    worlds = _iter_worlds(grid, replicates, seed, n, d, sigma, bank_size, device, dtype)
+    for (latent, along, c, gap, rep), w in worlds:
+        for name in methods:
+            method, extra = BANK_METHODS[name]
+            sims = _norm.normalize_embeddings(
+                method,
+                w.query,
+                w.gallery,
+                bank_query=w.bank_query,
+                bank_gallery=w.bank_gallery,
+                chunk_size=chunk_size,
+                **(
+                    {}
+                    if method == "none"
+                    else {"beta_query": beta, "beta_gallery": beta}
+                ),
+                **extra,
+            )
+            res = _ret.evaluate_retrieval(sims)["query_to_gallery"]
+            n_k = hubness.k_occurrence(sims, k)
+            stats = {
+                "R@1": float(res["R@1"]),
+                "R@10": float(res["R@10"]),
+                "skewness": hubness.skewness(n_k),
+            }
+            rows.extend(
+                (
+                    "bank_benefit",
+                    latent,
+                    along,
+                    c,
+                    gap,
+                    d,
+                    k,
+                    name,
+                    rep,
+                    s,
+                    v,
+                )
+                for s, v in stats.items()
+            )
     return pd.DataFrame(
         rows,
         columns=[
