@@ -28,17 +28,6 @@ from hubrepro.hubness import hubness_report
 from hubrepro.io import load_array
 from hubrepro.retrieval import TIES, evaluate_retrieval
 
-_HUBNESS_KEYS = (
-    "k",
-    "skewness",
-    "skewness_nonzero",
-    "robin_hood",
-    "hub_occupancy",
-    "antihub_rate",
-    "gini",
-    "max_occurrence",
-)
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``evaluate`` sub-command."""
@@ -134,7 +123,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         "gallery_to_query": retrieval["gallery_to_query"],
         "Rsum": retrieval["Rsum"],
         "n_unmatched_gallery": retrieval["n_unmatched_gallery"],
-        "hubness": {key: hub[key] for key in _HUBNESS_KEYS},
+        "hubness": hub,
         "shape": list(sims.shape),
         "ties": args.ties,
     }
