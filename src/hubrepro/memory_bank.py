@@ -42,8 +42,7 @@ class FIFOBank:
     Attributes
     ----------
     capacity : int
-    names : tuple of str
-        The feature names, fixed by the first push.
+        The maximum number of rows.
 
     Notes
     -----

@@ -937,7 +937,7 @@ class NeighborRetrLoss(nn.Module):
     compat : {"fixed", "official"}, default "fixed"
         Sets every flag below to the project default or to the official code.
     nal_stats, detach_weights, detach_targets, centrality_exclude_pad, centrality_exclude_self, tie_temperatures
-        Individual overrides of :data:`COMPAT_FLAGS` (``None`` = from ``compat``).
+        Individual overrides of ``COMPAT_FLAGS`` (``None`` = from ``compat``).
 
     Notes
     -----
