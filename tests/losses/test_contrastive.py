@@ -10,14 +10,7 @@ import torch.nn.functional as F
 
 from hubrepro.losses import SymmetricInfoNCE, symmetric_infonce
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors: one thread is much faster than two on the shared 2-core machines
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_identity_matrix_hand_computed():

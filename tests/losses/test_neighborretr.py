@@ -28,14 +28,7 @@ from hubrepro.losses import (
     wti_similarity,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors: one thread is much faster than two on the shared 2-core machines
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------- references
@@ -421,7 +414,9 @@ def test_uniform_regularisation_naive(generator):
     q1 = sinkhorn_plan(g)
     q2 = q1.T
     # a separate plan on G^T agrees at convergence
-    torch.testing.assert_close(sinkhorn_plan(g.T, iters=2000), sinkhorn_plan(g, iters=2000).T)
+    torch.testing.assert_close(
+        sinkhorn_plan(g.T, iters=2000), sinkhorn_plan(g, iters=2000).T
+    )
     tot = 0.0
     for x, q in ((g, q1), (g.T, q2)):
         t = 0.7 * q + 0.3 * torch.eye(5, dtype=torch.float64)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -521,6 +521,22 @@ def _neighbour_targets(
     return torch.softmax(tau * (s_hat - c_hat), dim=1)
 
 
+def _check_nal_args(
+    func: str, sims: Any, candidate_centrality: Any, k: Any, tau: Any, stats: Any
+) -> tuple[torch.Tensor, torch.Tensor, int, float, str]:
+    sims = _check_square_sims(sims, func)
+    b = sims.shape[0]
+    cent = V.check_matrix(candidate_centrality, "candidate_centrality", func, ndim=1)
+    if cent.shape[0] != b:
+        V.fail(
+            func, "candidate_centrality", f"of length {b}", f"length {cent.shape[0]}"
+        )
+    stats = V.check_choice(stats, "stats", func, ("neighbours", "complement"))
+    k = V.check_int(k, "k", func, low=1, high=b - 2 if stats == "complement" else b - 1)
+    tau = V.check_positive(tau, "tau", func, allow_zero=True)
+    return sims, cent, k, tau, stats
+
+
 def neighbor_targets(
     sims: torch.Tensor,
     candidate_centrality: torch.Tensor,
@@ -568,18 +584,10 @@ def neighbor_targets(
     -----
     Book: :ref:`sec-neighborretr`.
     """
-    func = "neighbor_targets"
-    sims = _check_square_sims(sims, func)
+    sims, cent, k, tau, stats = _check_nal_args(
+        "neighbor_targets", sims, candidate_centrality, k, tau, stats
+    )
     b = sims.shape[0]
-    cent = V.check_matrix(candidate_centrality, "candidate_centrality", func, ndim=1)
-    if cent.shape[0] != b:
-        V.fail(
-            func, "candidate_centrality", f"of length {b}", f"length {cent.shape[0]}"
-        )
-    stats = V.check_choice(stats, "stats", func, ("neighbours", "complement"))
-    high = b - 2 if stats == "complement" else b - 1
-    k = V.check_int(k, "k", func, low=1, high=high)
-    tau = V.check_positive(tau, "tau", func, allow_zero=True)
     idx = _neighbour_index(sims, k)
     p_n = _neighbour_targets(sims, cent, idx, tau, stats)
     p = torch.zeros_like(sims).scatter(1, idx, p_n)
@@ -625,17 +633,9 @@ def neighbor_adjusting_loss(
     -----
     Book: :ref:`sec-neighborretr`.
     """
-    func = "neighbor_adjusting_loss"
-    sims = _check_square_sims(sims, func)
-    b = sims.shape[0]
-    cent = V.check_matrix(candidate_centrality, "candidate_centrality", func, ndim=1)
-    if cent.shape[0] != b:
-        V.fail(
-            func, "candidate_centrality", f"of length {b}", f"length {cent.shape[0]}"
-        )
-    stats = V.check_choice(stats, "stats", func, ("neighbours", "complement"))
-    k = V.check_int(k, "k", func, low=1, high=b - 2 if stats == "complement" else b - 1)
-    tau = V.check_positive(tau, "tau", func, allow_zero=True)
+    sims, cent, k, tau, stats = _check_nal_args(
+        "neighbor_adjusting_loss", sims, candidate_centrality, k, tau, stats
+    )
     return _nal(sims, cent, k, tau, stats, detach_targets)
 
 
