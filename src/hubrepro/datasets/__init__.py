@@ -4,12 +4,12 @@ One entry point, :func:`load_dataset`, returns a :class:`PairedData` (embeddings
 test split and a bank) or, for users' similarity matrices, a :class:`SimilarityData`:
 
 - ``stdlib-code`` -- docstring summary -> function source, extracted from the Python
-  standard library and shipped with the package (:mod:`.stdlib_code`), embedded with
-  all-MiniLM-L6-v2 through an on-disk cache (:mod:`.embed`);
+  standard library and shipped with the package (:mod:`hubrepro.datasets.stdlib_code`), embedded with
+  all-MiniLM-L6-v2 through an on-disk cache (:mod:`hubrepro.datasets.embed`);
 - ``synthetic`` -- a seeded CLIP-like generator with a modality gap, a cone and
-  hubness (:mod:`.synthetic`);
-- ``user`` -- embeddings or similarity matrices in a folder (:mod:`.user`), e.g. those
-  written by the open_clip pipeline (:mod:`.clip`).
+  hubness (``hubrepro.datasets.synthetic``);
+- ``user`` -- embeddings or similarity matrices in a folder (:mod:`hubrepro.datasets.user`), e.g. those
+  written by the open_clip pipeline (:mod:`hubrepro.datasets.clip`).
 
 Giving ``data_dir`` always means the user's data, whatever ``name`` says, so a notebook
 is pointed at your own data with one parameter (``-p data_dir DIR``).

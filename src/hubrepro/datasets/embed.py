@@ -6,7 +6,7 @@ embeds a list of texts, L2-normalised, and caches each embedding in its own file
 keyed by the SHA-256 of (model id, text): a subset embeds only what it needs, a later
 full run reuses it, and the data version does not need to be part of the key (the
 same text always has the same embedding). Every file is written atomically
-(temporary file, then :func:`os.replace`), so an interrupted run never leaves a
+(temporary file, then ``os.replace``), so an interrupted run never leaves a
 corrupt entry.
 
 On the project's shared 2-core machines the encoder runs 4-7x faster on one thread

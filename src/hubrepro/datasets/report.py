@@ -297,13 +297,13 @@ def knob_sweep(
     seed: int = 0,
     device: str = "cpu",
 ) -> Any:
-    """Vary one generator knob at a time and record :func:`describe`-style statistics.
+    """Vary one generator knob at a time and record :func:`~hubrepro.datasets.describe`-style statistics.
 
     Parameters
     ----------
     grid : mapping of str to sequence, optional
-        Knob -> values (fields of :class:`SyntheticConfig`); default
-        :data:`DEFAULT_GRID`.
+        Knob -> values (fields of :class:`~hubrepro.datasets.SyntheticConfig`); default
+        ``DEFAULT_GRID``.
     base : mapping, optional
         Values of the other knobs (e.g. ``{"n_gallery": 1000}``); the bank is kept
         tiny since only the test split is described.

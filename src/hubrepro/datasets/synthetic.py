@@ -383,8 +383,8 @@ def describe(data: PairedData, *, k: int = 10) -> dict[str, float]:
     dict
         ``R@1`` (query->gallery, percent), ``skewness`` (of the gallery's
         :math:`N_k` over the test queries; larger = more hubness), ``gap_norm``
-        (:func:`gap_norm`), ``mean_cos_query``, ``mean_cos_gallery``
-        (:func:`mean_cosine`: the cone effect), ``mean_cos_pairs`` (mean cosine of
+        (``gap_norm``), ``mean_cos_query``, ``mean_cos_gallery``
+        (``mean_cosine``: the cone effect), ``mean_cos_pairs`` (mean cosine of
         matching pairs), ``n_query``, ``n_gallery``.
 
     Book
