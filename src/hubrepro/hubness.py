@@ -165,10 +165,11 @@ def k_occurrence(
     return counts
 
 
-def _mask_self(block: torch.Tensor, start: int) -> torch.Tensor:
-    # a copy: the caller's matrix is never written; -inf never enters a top-k
-    # because every row keeps at least k finite entries
-    block = block.clone()
+def _mask_self(block: torch.Tensor, start: int, *, copy: bool = True) -> torch.Tensor:
+    # a copy when `block` is a view of the caller's matrix, which is never written;
+    # -inf never enters a top-k because every row keeps at least k finite entries
+    if copy:
+        block = block.clone()
     rows = torch.arange(block.shape[0], device=block.device)
     block[rows, rows + start] = _NEG_INF
     return block
@@ -240,7 +241,8 @@ def k_occurrence_from_embeddings(
     counts = torch.zeros(n_g, dtype=torch.long, device=q.device)
     for start, block in blocks:
         if within:
-            block = _mask_self(block, start)
+            # the block is freshly computed, so the diagonal is masked in place
+            block = _mask_self(block, start, copy=False)
         _topk_counts(block, k, counts)
     return counts
 
