@@ -22,16 +22,21 @@ Timings. The wall time of each executed notebook is recorded in
 Notebooks find it through the environment variables ``HUBREPRO_EXECUTED_DIR`` and
 ``HUBREPRO_PARAMS_SET`` that the runner sets for the kernel.
 
+Parallelism. ``--jobs N`` (or ``NB_JOBS``) executes up to N notebooks at once, each in
+its own kernel; notebooks 70-79 run after all the others. The notebooks set one torch
+thread each, so ``--jobs 2`` suits the 2-core reference machine.
+
 Failures. A failing notebook stops the run, exit status 1, with the notebook, the
 cell (its number among the source's code cells, its first line and execution count)
 and the error named; the partial output stays in ``book/executed/`` for inspection
-and its stamp is removed, so the next run retries it.
+and its stamp is removed, so the next run retries it. ``--keep-going`` runs the other
+notebooks first and then names every failure.
 
 Usage::
 
     python scripts/run_notebooks.py [--params default] [--only 10_hubness_metrics ...]
                                     [-p NAME VALUE ...] [--root DIR] [--notebooks-dir DIR] [--force]
-                                    [--timeout SECONDS] [--list]
+                                    [--timeout SECONDS] [--list] [--jobs N] [--keep-going]
 """
 
 from __future__ import annotations
@@ -254,6 +259,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("NAME", "VALUE"),
         help="override one parameter (VALUE read as YAML: 500, [3, 10], true, text); repeatable",
     )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("NB_JOBS", "1")),
+        help="notebooks executed at once (default $NB_JOBS or 1); each uses one kernel",
+    )
+    ap.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, run the other notebooks, then exit 1 naming every failure",
+    )
     ap.add_argument("--force", action="store_true", help="ignore the cache")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     ap.add_argument(
@@ -308,82 +324,153 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     os.environ["HUBREPRO_EXECUTED_DIR"] = str(out_dir)
     os.environ["HUBREPRO_PARAMS_SET"] = args.params
-    pm = None
     n_run = n_cached = 0
+    failures: list[str] = []
     t_start = time.perf_counter()
-    for src in sources:
-        stem = src.stem
-        params, pfile = load_params(params_dir, stem)
-        params = {**params, **overrides}
-        digest = content_hash(
-            src,
-            pfile,
-            args.params,
-            env_digest,
-            _report_extra(stem, timings)
-            + json.dumps(overrides, sort_keys=True, default=str),
-        )
-        executed = out_dir / f"{stem}.ipynb"
-        stamp = out_dir / f".{stem}.sha256"
-        fresh = (
-            executed.exists() and stamp.exists() and stamp.read_text().strip() == digest
-        )
-        if fresh and not args.force:
-            print(f"[cached]  {stem}  ({args.params})")
-            n_cached += 1
-            continue
-        if args.list:
-            print(f"[stale]   {stem}  ({args.params})")
-            continue
-        if pm is None:
-            import papermill as pm  # imported only when something runs: a cached rebuild stays fast
-        ipynb = root / "_build" / "nbsrc" / f"{stem}.ipynb"
-        convert(src, ipynb)
-        params = dict(params)
-        params.setdefault(
-            "artifact_dir", str((root / "_build" / "artifacts" / stem).resolve())
-        )
-        print(
-            f"[running] {stem}  ({args.params}: {params if params else 'defaults'})",
-            flush=True,
-        )
-        t0 = time.perf_counter()
-        stamp.unlink(missing_ok=True)
-        try:
-            pm.execute_notebook(
-                str(ipynb),
-                str(executed),
-                parameters=params,
-                cwd=str(nb_dir),
-                kernel_name="python3",
-                progress_bar=False,
-                execution_timeout=args.timeout,
+    # two waves: the notebooks, then the ones reporting on the run (70-79), whose cache
+    # key includes the timings the first wave records
+    waves = [
+        [s for s in sources if not s.stem.startswith(RUN_REPORT_PREFIX)],
+        [s for s in sources if s.stem.startswith(RUN_REPORT_PREFIX)],
+    ]
+    for wave in waves:
+        tasks = []
+        for src in wave:
+            stem = src.stem
+            params, pfile = load_params(params_dir, stem)
+            params = {**params, **overrides}
+            digest = content_hash(
+                src,
+                pfile,
+                args.params,
+                env_digest,
+                _report_extra(stem, timings)
+                + json.dumps(overrides, sort_keys=True, default=str),
             )
-        except (
-            Exception
-        ) as err:  # papermill raises PapermillExecutionError with cell details
-            try:
-                shown = src.relative_to(REPO)
-            except ValueError:
-                shown = src
-            print(
-                f"\nrun_notebooks: notebook {shown} failed ({args.params}):\n  {describe_failure(executed, err)}",
-                file=sys.stderr,
+            executed = out_dir / f"{stem}.ipynb"
+            stamp = out_dir / f".{stem}.sha256"
+            fresh = (
+                executed.exists()
+                and stamp.exists()
+                and stamp.read_text().strip() == digest
             )
-            return 1
-        dt = time.perf_counter() - t0
-        timings[stem] = round(dt, 1)
-        timings_file.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
-        # the stamp is the hash the notebook ran with, so a 70-79 notebook stays valid
-        # until another notebook's timing changes
-        stamp.write_text(digest + "\n")
-        n_run += 1
-        print(f"[done]    {stem}  {dt:.1f} s", flush=True)
+            if fresh and not args.force:
+                print(f"[cached]  {stem}  ({args.params})")
+                n_cached += 1
+                continue
+            if args.list:
+                print(f"[stale]   {stem}  ({args.params})")
+                continue
+            ipynb = root / "_build" / "nbsrc" / f"{stem}.ipynb"
+            convert(src, ipynb)
+            params = dict(params)
+            params.setdefault(
+                "artifact_dir", str((root / "_build" / "artifacts" / stem).resolve())
+            )
+            stamp.unlink(missing_ok=True)
+            tasks.append(
+                (
+                    src,
+                    digest,
+                    (str(ipynb), str(executed), params, str(nb_dir), args.timeout),
+                )
+            )
+        if not tasks:
+            continue
+        for src, digest, outcome in _execute(tasks, args, args.jobs):
+            stem = src.stem
+            executed = out_dir / f"{stem}.ipynb"
+            if isinstance(outcome, BaseException):
+                try:
+                    shown = src.relative_to(REPO)
+                except ValueError:
+                    shown = src
+                print(
+                    f"\nrun_notebooks: notebook {shown} failed ({args.params}):\n"
+                    f"  {describe_failure(executed, outcome)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                failures.append(stem)
+                if not args.keep_going:
+                    return 1
+                continue
+            timings[stem] = round(outcome, 1)
+            timings_file.write_text(
+                json.dumps(timings, indent=1, sort_keys=True) + "\n"
+            )
+            # the stamp is the hash the notebook ran with, so a 70-79 notebook stays
+            # valid until another notebook's timing changes
+            (out_dir / f".{stem}.sha256").write_text(digest + "\n")
+            n_run += 1
+            print(f"[done]    {stem}  {outcome:.1f} s", flush=True)
+    if failures:
+        print(f"run_notebooks: failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
     if not args.list:
         print(
-            f"run_notebooks: {n_run} executed, {n_cached} cached, {time.perf_counter() - t_start:.1f} s ({args.params})"
+            f"run_notebooks: {n_run} executed, {n_cached} cached, "
+            f"{time.perf_counter() - t_start:.1f} s ({args.params}, {args.jobs} job(s))"
         )
     return 0
+
+
+def _execute_one(job: tuple) -> float:
+    """Execute one notebook with papermill; return its wall time in seconds."""
+    import papermill as pm  # imported only when something runs: a cached rebuild stays fast
+
+    ipynb, executed, params, cwd, timeout = job
+    t0 = time.perf_counter()
+    pm.execute_notebook(
+        ipynb,
+        executed,
+        parameters=params,
+        cwd=cwd,
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=timeout,
+    )
+    return time.perf_counter() - t0
+
+
+def _execute(tasks: list, args: argparse.Namespace, jobs: int):
+    """Yield ``(src, digest, seconds or exception)`` as notebooks finish.
+
+    With ``jobs > 1`` notebooks run in worker processes (each starts its own kernel);
+    after a failure without ``--keep-going`` the notebooks not yet started are cancelled.
+    """
+    serial = jobs <= 1 or len(tasks) == 1
+    for src, _, job in tasks:
+        if not serial:
+            print(f"[queued]  {src.stem}  ({args.params}: {job[2]})", flush=True)
+    if serial:
+        for src, digest, job in tasks:
+            print(f"[running] {src.stem}  ({args.params}: {job[2]})", flush=True)
+            try:
+                yield src, digest, _execute_one(job)
+            except (
+                Exception
+            ) as err:  # papermill raises PapermillExecutionError with cell details
+                yield src, digest, err
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(_execute_one, job): (src, digest) for src, digest, job in tasks
+        }
+        try:
+            for fut in as_completed(futures):
+                src, digest = futures[fut]
+                try:
+                    yield src, digest, fut.result()
+                except Exception as err:
+                    yield src, digest, err
+        finally:
+            for fut in futures:
+                fut.cancel()
 
 
 if __name__ == "__main__":

@@ -188,6 +188,24 @@ def test_failing_notebook_names_notebook_cell_and_error(tmp_path):
     assert not (root / "book" / "executed" / "30_after.ipynb").exists()
 
 
+@pytest.mark.notebook
+def test_keep_going_in_parallel_runs_the_rest_and_names_every_failure(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    (d / "10_broken.md").write_text(_notebook("raise RuntimeError('first')"))
+    (d / "20_fine.md").write_text(
+        _notebook("from myst_nb import glue\nglue('nb20-val-x', x, display=False)")
+    )
+    (d / "70_report.md").write_text(_notebook("y = 1"))
+    root = tmp_path / "root"
+    proc = _run(d, root, "--jobs", "2", "--keep-going")
+    assert proc.returncode == 1
+    assert "RuntimeError: first" in proc.stderr and "failed: 10_broken" in proc.stderr
+    assert "[done]    20_fine" in proc.stdout and "[done]    70_report" in proc.stdout
+    assert (root / "book" / "executed" / ".20_fine.sha256").exists()
+    assert not (root / "book" / "executed" / ".10_broken.sha256").exists()
+
+
 def test_describe_failure_counts_source_cells_not_the_injected_one(tmp_path):
     from papermill.exceptions import PapermillExecutionError
 
