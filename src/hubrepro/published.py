@@ -43,6 +43,7 @@ __all__ = [
     "validate_published",
 ]
 
+#: Column names of every published-numbers file, in order.
 COLUMNS = (
     "paper",
     "table",

@@ -1,6 +1,6 @@
 """Experiment drivers: configs in, tidy DataFrames out.
 
-- :mod:`hubrepro.experiments.dbnorm` -- the DBNorm reproduction (main table,
+- ``hubrepro.experiments.dbnorm`` -- the DBNorm reproduction (main table,
   ablations, hubness pictures), notebooks 40-44.
 - :mod:`hubrepro.experiments.neighborretr` -- the small-scale NeighborRetr
   reproduction (conditions, sweeps, post-hoc stacking), notebooks 50-52 and 60.

@@ -1111,6 +1111,9 @@ def headlines(
         out[f"val-rsum-{key}"] = float(row["Rsum"])
         if "hub_skewness" in row:
             out[f"val-skew-{key}"] = float(row["hub_skewness"])
+        for col in (c for c in t.columns if str(c).startswith("param_")):
+            if pd.notna(row[col]):
+                out[f"val-{col[6:].replace('_', '-')}-{key}"] = float(row[col])
     best = t["R@1"].idxmax()
     out["txt-best-method"] = method_label(str(best))
     out["val-r1-best"] = float(t.loc[best, "R@1"])
