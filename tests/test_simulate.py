@@ -692,3 +692,14 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(S, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 8 and result.failed == 0
+
+
+@pytest.mark.gpu
+def test_cuda_results_equal_cpu_results():
+    x = S.sample("uniform", 500, 32, seed=1)
+    idx_cpu, _ = S.knn(x, k=5, metric="cosine", chunk_size=64)
+    idx_gpu, _ = S.knn(x.cuda(), k=5, metric="cosine", chunk_size=64)
+    assert torch.equal(idx_cpu, idx_gpu.cpu())
+    a = S.simulate_single_set(["gaussian"], [16], n=200, replicates=1, device="cpu")
+    b = S.simulate_single_set(["gaussian"], [16], n=200, replicates=1, device="cuda")
+    np.testing.assert_allclose(a["value"], b["value"], rtol=1e-4, atol=1e-4)

@@ -272,6 +272,12 @@ def two_modality_items(
     Returns
     -------
     pandas.DataFrame with one row per gallery item
+
+    Notes
+    -----
+    The points lie on the unit sphere, where
+    :math:`\lVert q-g\rVert^2=2-2\cos(q,g)`: Euclidean and cosine neighbours
+    coincide, so one geometry covers both.
     """
     func = "two_modality_items"
     if not isinstance(world, TwoModalitySample):
