@@ -20,7 +20,7 @@ from torch import nn
 
 from hubrepro import _validation as V
 
-__all__ = ["DualEncoderHeads"]
+__all__ = ["DualEncoderHeads", "OpenCLIPDualEncoder", "load_openclip"]
 
 
 class _Branch(nn.Module):
@@ -137,3 +137,108 @@ class DualEncoderHeads(nn.Module):
             "gallery_local": gl,
             "gallery_global": gg,
         }
+
+
+class OpenCLIPDualEncoder(nn.Module):
+    r"""An open_clip CLIP model as a dual encoder for :func:`hubrepro.training.train`.
+
+    The GPU path of the reproduction (spec ``neighborretr.md`` §9): the whole CLIP
+    (``radford2021learning``) is fine-tuned. Queries are token ids (text), gallery items
+    are images. The *local* vector is the L2-normalised CLIP embedding (the similarity
+    used for retrieval) and the *global* vector the same embedding unnormalised, so
+    that :math:`G` is a raw dot product as in the official code.
+
+    Parameters
+    ----------
+    clip : open_clip ``CLIP`` module
+        Built with :func:`load_openclip` or ``open_clip.create_model``.
+    logit_scale_max : float, default 100.0
+        Clamp of the model's learnt logit scale.
+
+    Notes
+    -----
+    Token-level WTI and token merging of the official model are not reproduced; this
+    wrapper uses CLIP's pooled embeddings. Book: :ref:`sec-neighborretr`.
+    """
+
+    def __init__(self, clip: nn.Module, *, logit_scale_max: float = 100.0) -> None:
+        super().__init__()
+        for name in ("encode_text", "encode_image", "logit_scale"):
+            if not hasattr(clip, name):
+                V.fail(
+                    "OpenCLIPDualEncoder",
+                    "clip",
+                    f"an open_clip CLIP model (with `{name}`)",
+                    type(clip).__name__,
+                    exc=TypeError,
+                )
+        self.clip = clip
+        self.logit_scale_max = V.check_positive(
+            logit_scale_max, "logit_scale_max", "OpenCLIPDualEncoder"
+        )
+
+    def logit_scale(self) -> torch.Tensor:
+        r"""Return :math:`\lambda = \min(e^{\log\lambda}, \lambda_{\max})`."""
+        return self.clip.logit_scale.exp().clamp(max=self.logit_scale_max)
+
+    def encode_query(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(local, global)`` features of token ids ``(n, context_length)``."""
+        g = self.clip.encode_text(tokens)
+        return F.normalize(g, dim=-1), g
+
+    def encode_gallery(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(local, global)`` features of images ``(n, 3, H, W)``."""
+        g = self.clip.encode_image(images)
+        return F.normalize(g, dim=-1), g
+
+    def forward(
+        self, query: torch.Tensor, gallery: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Encode a batch of both modalities (keys as :class:`DualEncoderHeads`)."""
+        ql, qg = self.encode_query(query)
+        gl, gg = self.encode_gallery(gallery)
+        return {
+            "query_local": ql,
+            "query_global": qg,
+            "gallery_local": gl,
+            "gallery_global": gg,
+        }
+
+
+def load_openclip(
+    model_name: str = "ViT-B-32", *, pretrained: str | None = None, device: str = "cpu"
+) -> nn.Module:
+    """Create an open_clip model from **local** weights (or random init); never downloads.
+
+    Parameters
+    ----------
+    model_name : str, default "ViT-B-32"
+        An open_clip architecture name.
+    pretrained : str or None
+        Path of a local checkpoint file; ``None`` gives random initialisation.
+    device : str, default "cpu"
+
+    Raises
+    ------
+    ValueError
+        If ``pretrained`` is not an existing file (hub tags such as ``"openai"`` would
+        trigger a download and are refused).
+    ModuleNotFoundError
+        If open_clip is not installed (``pip install hubrepro[clip]``).
+    """
+    from pathlib import Path
+
+    from hubrepro._compat import ensure_torchvision
+
+    if pretrained is not None and not Path(pretrained).is_file():
+        V.fail(
+            "load_openclip",
+            "pretrained",
+            "the path of a local weights file",
+            repr(pretrained),
+            "hubrepro never downloads weights; download them yourself and pass the file.",
+        )
+    ensure_torchvision()
+    import open_clip
+
+    return open_clip.create_model(model_name, pretrained=pretrained, device=device)

@@ -27,6 +27,7 @@ Book: :ref:`sec-neighborretr`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import json
 import math
@@ -231,8 +232,14 @@ class TrainData:
 
     def __post_init__(self) -> None:
         f = "TrainData"
-        q = V.check_matrix(self.train_query, "train_query", f)
-        g = V.check_matrix(self.train_gallery, "train_gallery", f)
+        # embeddings are float matrices; raw inputs of a backbone (token ids, images)
+        # only need aligned rows
+        q = V.as_tensor(self.train_query, "train_query", f)
+        g = V.as_tensor(self.train_gallery, "train_gallery", f)
+        if q.is_floating_point() and q.ndim == 2:
+            V.check_matrix(q, "train_query", f)
+        if g.is_floating_point() and g.ndim == 2:
+            V.check_matrix(g, "train_gallery", f)
         if q.shape[0] != g.shape[0]:
             V.fail(
                 f,
@@ -589,6 +596,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     stop_after_steps: int | None = None,
+    model: torch.nn.Module | None = None,
 ) -> TrainResult:
     """Train dual-encoder heads on frozen embeddings with InfoNCE or NeighborRetr.
 
@@ -612,6 +620,12 @@ def train(
     stop_after_steps : int or None
         Stop (after checkpointing, if a run dir is given) once this many optimiser
         steps have been taken in total — to simulate an interruption.
+    model : torch.nn.Module or None
+        A dual encoder to fine-tune instead of fresh heads (a copy is trained), e.g.
+        :class:`~hubrepro.heads.OpenCLIPDualEncoder`: it must provide
+        ``encode_query(x)`` and ``encode_gallery(x)`` returning ``(local, global)``,
+        ``forward(query, gallery)`` returning the dict of
+        :class:`~hubrepro.heads.DualEncoderHeads`, and ``logit_scale()``.
 
     Returns
     -------
@@ -657,9 +671,12 @@ def train(
         V.fail(f, "run_dir", "given when resume=True", None)
 
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    model = build_model(cfg, data.train_query.shape[1], data.train_gallery.shape[1]).to(
-        device
-    )
+    if model is None:
+        model = build_model(cfg, data.train_query.shape[1], data.train_gallery.shape[1])
+    else:
+        model = copy.deepcopy(model)  # the caller's model is never modified
+    model = model.to(device)
+    initial = copy.deepcopy(model)
     criterion = build_loss(cfg)
     opt = _optimizer(model, cfg)
     total = cfg.epochs * n_batches
@@ -891,7 +908,7 @@ def train(
     final = model
     best = model
     if best_state is not None:
-        best = build_model(cfg, tq.shape[1], tg.shape[1]).to(device)
+        best = initial
         best.load_state_dict(best_state)
     return TrainResult(
         model=best,
