@@ -54,6 +54,30 @@ def _take(x: Any, idx: torch.Tensor) -> Any:
     return tuple(x[i] for i in idx.tolist())
 
 
+def _choose(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """A boolean mask of ``n`` of ``n_total`` items drawn at random with ``seed``."""
+    perm = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
+    chosen = torch.zeros(n_total, dtype=torch.bool)
+    chosen[perm[:n]] = True
+    return chosen
+
+
+def _select(
+    chosen: torch.Tensor, gt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gallery items kept by ``chosen``, the queries matching them, and the new positions.
+
+    Returns ``(g_idx, q_idx, new_pos)``: ``new_pos[g]`` is the index of kept item ``g``
+    among the kept items (-1 for the others), so ``new_pos[gt[q_idx]]`` is the ground
+    truth of the kept queries.
+    """
+    g_idx = chosen.nonzero().squeeze(1)
+    q_idx = chosen[gt].nonzero().squeeze(1)
+    new_pos = torch.full((chosen.shape[0],), -1, dtype=torch.long)
+    new_pos[g_idx] = torch.arange(g_idx.numel())
+    return g_idx, q_idx, new_pos
+
+
 @dataclass(frozen=True, eq=False)
 class PairedData:
     r"""Paired embeddings of a retrieval benchmark: a test split and a bank.
@@ -280,19 +304,6 @@ class PairedData:
         return dataclasses.replace(self, **changes)
 
     # splitting -----------------------------------------------------------------------
-    def _bank_items(
-        self, n: int, seed: int, func: str, name: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        gt = self._bank_gt()
-        n_bg = self.bank_gallery.shape[0]
-        n = check_int(n, name, func, low=1, high=n_bg)
-        perm = torch.randperm(
-            n_bg, generator=torch.Generator().manual_seed(check_int(seed, "seed", func))
-        )
-        chosen = torch.zeros(n_bg, dtype=torch.bool)
-        chosen[perm[:n]] = True
-        return chosen, gt.cpu()
-
     def split_bank(self, n_val: int, *, seed: int = 0) -> tuple[PairedData, PairedData]:
         """Carve a validation split out of the bank (for tuning hyperparameters).
 
@@ -319,21 +330,18 @@ class PairedData:
                 f"smaller than the bank ({self.bank_gallery.shape[0]} gallery items)",
                 n_val,
             )
-        chosen, gt = self._bank_items(n_val, seed, func, "n_val")
-        val_g = chosen.nonzero().squeeze(1)
-        keep_g = (~chosen).nonzero().squeeze(1)
-        val_q = chosen[gt].nonzero().squeeze(1)
-        keep_q = (~chosen[gt]).nonzero().squeeze(1)
-        # new positions of the gallery items on each side
-        new_pos = torch.full((chosen.shape[0],), -1, dtype=torch.long)
-        new_pos[val_g] = torch.arange(val_g.numel())
-        new_pos[keep_g] = torch.arange(keep_g.numel())
-        bank_fields = self._bank_fields(keep_q, keep_g, new_pos, gt)
+        gt = self._bank_gt().cpu()
+        n_bg = self.bank_gallery.shape[0]
+        n_val = check_int(n_val, "n_val", func, low=1, high=n_bg)
+        chosen = _choose(n_bg, n_val, check_int(seed, "seed", func))
+        val_g, val_q, val_pos = _select(chosen, gt)
+        keep_g, keep_q, keep_pos = _select(~chosen, gt)
+        bank_fields = self._bank_fields(keep_q, keep_g, keep_pos, gt)
         val = PairedData(
             name=self.name,
             query=_take(self.bank_query, val_q),
             gallery=_take(self.bank_gallery, val_g),
-            query_to_gallery=new_pos[gt[val_q]].to(self.bank_query.device),
+            query_to_gallery=val_pos[gt[val_q]].to(self.bank_query.device),
             query_labels=_take(self.bank_query_labels, val_q),
             gallery_labels=_take(self.bank_gallery_labels, val_g),
             query_text=_take(self.bank_query_text, val_q),
@@ -386,16 +394,8 @@ class PairedData:
         out: dict[str, Any] = {}
         if n_gallery is not None:
             n = check_int(n_gallery, "n_gallery", func, low=1, high=self.n_gallery)
-            perm = torch.randperm(
-                self.n_gallery, generator=torch.Generator().manual_seed(gen_seed)
-            )
-            chosen = torch.zeros(self.n_gallery, dtype=torch.bool)
-            chosen[perm[:n]] = True
-            g_idx = chosen.nonzero().squeeze(1)
             gt = self.gt.cpu()
-            q_idx = chosen[gt].nonzero().squeeze(1)
-            new_pos = torch.full((self.n_gallery,), -1, dtype=torch.long)
-            new_pos[g_idx] = torch.arange(g_idx.numel())
+            g_idx, q_idx, new_pos = _select(_choose(self.n_gallery, n, gen_seed), gt)
             out.update(
                 query=_take(self.query, q_idx),
                 gallery=_take(self.gallery, g_idx),
@@ -415,14 +415,9 @@ class PairedData:
                 n = check_int(
                     n_bank, "n_bank", func, low=1, high=self.bank_gallery.shape[0]
                 )
-                perm = torch.randperm(self.bank_gallery.shape[0], generator=gen)
-                chosen = torch.zeros(self.bank_gallery.shape[0], dtype=torch.bool)
-                chosen[perm[:n]] = True
-                keep_g = chosen.nonzero().squeeze(1)
                 gt = self._bank_gt().cpu()
-                keep_q = chosen[gt].nonzero().squeeze(1)
-                new_pos = torch.full((chosen.shape[0],), -1, dtype=torch.long)
-                new_pos[keep_g] = torch.arange(keep_g.numel())
+                chosen = _choose(self.bank_gallery.shape[0], n, gen_seed + 1)
+                keep_g, keep_q, new_pos = _select(chosen, gt)
                 out.update(self._bank_fields(keep_q, keep_g, new_pos, gt))
             else:
                 for side in ("bank_query", "bank_gallery"):
