@@ -230,3 +230,31 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, match):
     assert main(["train", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and "Traceback" not in err and err.count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"bank_features": "raw"}, {"bank_fill": "first", "fixed_epoch_order": True}],
+)
+def test_bank_and_order_options_resume_exactly(tmp_path, options):
+    cfg = dataclasses.replace(CFG, **options)
+    data = _data()
+    straight = train(cfg, data, run_dir=tmp_path / "a")
+    train(cfg, data, run_dir=tmp_path / "b", stop_after_steps=7)
+    resumed = train(cfg, data, run_dir=tmp_path / "b", resume=True)
+    assert _state_equal(straight.final_model, resumed.final_model)
+    # the option changes training (else the flag would be dead)
+    assert not _state_equal(straight.final_model, train(CFG, data).final_model)
+
+
+def test_bank_holds_the_latest_batches_in_fifo_order():
+    cfg = dataclasses.replace(CFG, epochs=1)
+    data = _data()
+    res = train(cfg, data, stop_after_steps=4)
+    order = torch.randperm(
+        96, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003)
+    )
+    # the last pushed batch (step 4) is at the front; capacity mb_batch * batch_size
+    assert len(res.bank) == cfg.mb_batch * cfg.batch_size
+    assert res.bank.indices[:16].tolist() == order[48:64].tolist()
+    assert res.bank.indices[16:32].tolist() == order[32:48].tolist()
