@@ -98,3 +98,29 @@ def test_encode_texts_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="`model`"):
         embed.load_text_encoder("bert-base")
     assert embed.encode_texts([], cache=tmp_path).shape == (0, 384)
+
+
+def test_load_stdlib_code_subset_embeds_only_what_it_needs(counting, tmp_path):
+    from hubrepro.datasets import load_dataset
+
+    data = load_dataset(
+        "stdlib-code", seed=0, n_query=4, n_bank=3, cache_dir=tmp_path, progress=False
+    )
+    assert data.query.shape == (4, 384) and data.bank_gallery.shape == (3, 384)
+    encoded = sum(counting.calls, [])
+    assert len(encoded) <= 2 * (4 + 3)  # nothing beyond the subset
+    # rows are the embeddings of their own texts, in order
+    again = embed.encode_texts(
+        [*data.query_text, *data.bank_gallery_text], cache=tmp_path, progress=False
+    )
+    torch.testing.assert_close(again[:4], data.query)
+    torch.testing.assert_close(again[4:], data.bank_gallery)
+    assert not set(data.meta["test_ids"]) & set(data.meta["bank_ids"])
+    assert data.meta["protocol"] == "random" and len(data.meta["data_sha256"]) == 64
+    # a larger subset of the same split starts with the same pairs (the split is seeded)
+    bigger = load_dataset(
+        "stdlib-code", seed=0, n_query=6, n_bank=3, cache_dir=tmp_path, progress=False
+    )
+    assert bigger.meta["test_ids"][:4] == data.meta["test_ids"]
+    with pytest.raises(ValueError, match="`protocol` must be one of"):
+        load_dataset("stdlib-code", protocol="by-file", n_query=2, cache_dir=tmp_path)

@@ -284,3 +284,12 @@ def test_groups_never_straddle_splits(recs, seed, protocol):
             return pairs[i]["module"].split(".")[0] if key == "top" else pairs[i][key]
 
         assert not {val(i) for i in test} & {val(i) for i in bank}
+
+
+def test_cli_build_keeps_the_shipped_file(capsys):
+    from hubrepro.cli import main
+
+    before = sc.data_file().read_bytes()
+    assert main(["data", "build", "--no-embed"]) == 0
+    assert "kept" in capsys.readouterr().out
+    assert sc.data_file().read_bytes() == before
