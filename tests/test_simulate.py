@@ -87,10 +87,10 @@ def test_symmetric_laws_have_zero_skew_and_asymmetric_ones_do_not(law, seed):
 
 def test_anisotropic_variances_follow_the_power_law_with_trace_d(seed):
     d = 6
-    x = S.sample("anisotropic:alpha=2", 40000, d, seed=seed, dtype=torch.float64)
+    x = S.sample("anisotropic:alpha=2", 20000, d, seed=seed, dtype=torch.float64)
     want = torch.arange(1, d + 1, dtype=torch.float64) ** -2.0
     want = want * d / want.sum()
-    torch.testing.assert_close(x.var(0), want, rtol=0.05, atol=0.0)
+    torch.testing.assert_close(x.var(0), want, rtol=0.06, atol=0.0)
 
 
 def test_shifted_mean_has_norm_c_sqrt_d(seed):
