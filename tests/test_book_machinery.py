@@ -403,19 +403,9 @@ def test_classroom_page_lists_every_assignment():
 # ------------------------------------------------------------------ cross-document glue
 
 
-MINI_NOTEBOOK = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
-  language: python
----
-
-# Source notebook
-
+MINI_NOTEBOOK = (
+    HEADER
+    + """
 ```{code-cell} ipython3
 :tags: [parameters]
 
@@ -437,6 +427,7 @@ glue("nb10-txt-word", "hubness", display=False)
 glue("nb10-val-n", n * 1000 + 7, display=False)
 ```
 """
+)
 
 CHAPTER = """(sec-mini)=
 # Chapter

@@ -114,6 +114,13 @@ def _close(
         raise CheckFailed(f"{what}: expected {want:.6g}, got {got:.6g}")
 
 
+def _answer(
+    ctx: Context, name: str, want: float, what: str, *, rtol: float = 1e-4
+) -> None:
+    """Compare the student's answer variable ``name`` with the reference value ``want``."""
+    _close(_number(ctx.value(name), name), want, what, rtol=rtol)
+
+
 def _unit(
     n: int,
     d: int,
@@ -235,11 +242,7 @@ def _a1_answer_skew(ctx: Context) -> None:
     want = _number(
         skewness(k_occurrence(ctx.data["sims"], k=ctx.data["k"])), "reference"
     )
-    _close(
-        _number(ctx.value("answer_skewness"), "answer_skewness"),
-        want,
-        "answer_skewness on your data",
-    )
+    _answer(ctx, "answer_skewness", want, "answer_skewness on your data")
 
 
 def _a1_answer_hub(ctx: Context) -> None:
@@ -406,8 +409,9 @@ def _r1(sims: torch.Tensor) -> float:
 
 
 def _a2_answer_plain(ctx: Context) -> None:
-    _close(
-        _number(ctx.value("answer_r1_plain"), "answer_r1_plain"),
+    _answer(
+        ctx,
+        "answer_r1_plain",
         _r1(ctx.data["sims"]),
         "answer_r1_plain (R@1 in percent, no normalisation) on your data",
         rtol=1e-3,
@@ -418,8 +422,9 @@ def _a2_answer_is(ctx: Context) -> None:
     want = _r1(
         _is_reference(ctx.data["sims"], ctx.data["bank_query_sims"], ctx.data["beta"])
     )
-    _close(
-        _number(ctx.value("answer_r1_is"), "answer_r1_is"),
+    _answer(
+        ctx,
+        "answer_r1_is",
         want,
         "answer_r1_is (R@1 in percent after IS) on your data",
         rtol=1e-3,
@@ -659,12 +664,7 @@ def _a4_answer(ctx: Context) -> None:
         _nal_reference(d["sims"], d["candidate_centrality"], d["k"], d["tau"]),
         "reference",
     )
-    _close(
-        _number(ctx.value("answer_loss"), "answer_loss"),
-        want,
-        "answer_loss on your batch",
-        rtol=1e-4,
-    )
+    _answer(ctx, "answer_loss", want, "answer_loss on your batch", rtol=1e-4)
 
 
 A4 = Assignment(
