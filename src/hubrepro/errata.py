@@ -85,6 +85,16 @@ def _check_array(x: Any, name: str, func: str) -> np.ndarray:
     return x
 
 
+def _check_three(
+    func: str, sims: Any, bank_query_sims: Any, bank_gallery_sims: Any
+) -> tuple[np.ndarray, ...]:
+    names = ("sims", "bank_query_sims", "bank_gallery_sims")
+    return tuple(
+        _check_array(x, n, func)
+        for x, n in zip((sims, bank_query_sims, bank_gallery_sims), names, strict=True)
+    )
+
+
 # --------------------------------------------------------------------------------------
 # The released behaviour (defective on purpose)
 # --------------------------------------------------------------------------------------
@@ -305,14 +315,7 @@ def demo_d1_wrong_matrix(sims, bank_query_sims, bank_gallery_sims, *, beta_query
         shape cannot be evaluated), ``fixed_R@1`` (D1 fixed), ``ours_R@1``, ``base_R@1``.
     """
     func = "demo_d1_wrong_matrix"
-    sims, bq, bg = (
-        _check_array(x, n, func)
-        for x, n in (
-            (sims, "sims"),
-            (bank_query_sims, "bank_query_sims"),
-            (bank_gallery_sims, "bank_gallery_sims"),
-        )
-    )
+    sims, bq, bg = _check_three(func, sims, bank_query_sims, bank_gallery_sims)
     out = released_db_norm(bq, sims, bg, beta_query, beta_gallery)
     out2 = released_db_norm(bq, -sims, bg, beta_query, beta_gallery)
     fixed = released_db_norm(bq, sims, bg, beta_query, beta_gallery, fix_d1=True)
@@ -367,14 +370,7 @@ def demo_d3_aliasing(sims, bank_query_sims, bank_gallery_sims, *, beta_query: fl
         (faithful mode), ``ours_mutates_input``.
     """
     func = "demo_d3_aliasing"
-    sims, bq, bg = (
-        _check_array(x, n, func)
-        for x, n in (
-            (sims, "sims"),
-            (bank_query_sims, "bank_query_sims"),
-            (bank_gallery_sims, "bank_gallery_sims"),
-        )
-    )
+    sims, bq, bg = _check_three(func, sims, bank_query_sims, bank_gallery_sims)
     victim = sims.copy()
     out = released_db_norm(
         bq, victim, bg, beta_query, beta_gallery, k, dynamic=True, fix_d1=True
@@ -430,14 +426,7 @@ def demo_d4_mixed_scales(sims, bank_query_sims, bank_gallery_sims, *, beta_query
         ``principled_R@1``, ``base_R@1``.
     """
     func = "demo_d4_mixed_scales"
-    sims, bq, bg = (
-        _check_array(x, n, func)
-        for x, n in (
-            (sims, "sims"),
-            (bank_query_sims, "bank_query_sims"),
-            (bank_gallery_sims, "bank_gallery_sims"),
-        )
-    )
+    sims, bq, bg = _check_three(func, sims, bank_query_sims, bank_gallery_sims)
     faithful = released_db_norm(
         bq,
         sims,
@@ -502,12 +491,8 @@ def demo_d5_overflow(
     beta = check_positive(beta, "beta", func)
     scale = check_positive(scale, "scale", func)
     mats = [
-        (_check_array(x, n, func) * scale).astype(np.float32)
-        for x, n in (
-            (sims, "sims"),
-            (bank_query_sims, "bank_query_sims"),
-            (bank_gallery_sims, "bank_gallery_sims"),
-        )
+        (x * scale).astype(np.float32)
+        for x in _check_three(func, sims, bank_query_sims, bank_gallery_sims)
     ]
     out = released_db_norm(mats[1], mats[0], mats[2], beta, beta, fix_d1=True)
     ours = _ours(
