@@ -191,6 +191,13 @@ def test_gallery_to_query_full_recall_at_n_query():
     assert res["gallery_to_query"]["R@10"] == 100.0
 
 
+def test_duplicate_cutoffs_counted_once():
+    s = torch.eye(4, dtype=torch.float64)
+    res = evaluate_retrieval(s, ks=(1, 1, 2))
+    assert list(res["query_to_gallery"]) == ["R@1", "R@2", "MdR", "MnR"]
+    assert res["Rsum"] == 400.0
+
+
 def test_square_default_equals_explicit_diagonal(generator, dtype):
     s = torch.randn(8, 8, generator=generator, dtype=dtype)
     assert evaluate_retrieval(s) == evaluate_retrieval(s, torch.arange(8))

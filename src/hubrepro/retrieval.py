@@ -301,7 +301,8 @@ def _check_ks(func: str, ks: Any) -> tuple[int, ...]:
             repr(ks),
             exc=TypeError,
         )
-    return tuple(check_int(k, "ks", func, low=1) for k in ks)
+    # duplicates dropped (order kept), so Rsum never counts a cut-off twice
+    return tuple(dict.fromkeys(check_int(k, "ks", func, low=1) for k in ks))
 
 
 def metrics_from_ranks(
