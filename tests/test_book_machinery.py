@@ -541,3 +541,21 @@ def test_notebook_has_a_tiny_set_and_a_parameters_cell(src):
             assert not unknown, (
                 f"{f.relative_to(REPO)} sets parameters that {src.name} does not have: {unknown}"
             )
+
+
+def test_api_reference_documents_every_public_module():
+    import pkgutil
+
+    import hubrepro
+
+    page = (REPO / "book" / "api.md").read_text()
+    documented = set(
+        re.findall(r"^\.\. automodule:: (hubrepro[\w.]*)$", page, flags=re.M)
+    )
+    public = {
+        m.name
+        for m in pkgutil.iter_modules(hubrepro.__path__, "hubrepro.")
+        if not m.name.rsplit(".", 1)[1].startswith("_") and m.name != "hubrepro.cli"
+    }
+    missing = sorted(public - documented)
+    assert not missing, f"book/api.md has no automodule for {missing}"
