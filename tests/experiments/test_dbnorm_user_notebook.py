@@ -77,7 +77,12 @@ def _run(stem: str, root: Path, data_dir: Path, *extra: str) -> dict:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize(
-    "matrices", [False, True], ids=["embeddings", "similarity-matrices"]
+    "matrices",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.slow),
+    ],  # matrices path also unit-tested
+    ids=["embeddings", "similarity-matrices"],
 )
 def test_main_table_from_a_user_folder(tmp_path, matrices):
     data_dir = _write_user_folder(tmp_path / "mydata", matrices=matrices)
@@ -90,6 +95,7 @@ def test_main_table_from_a_user_folder(tmp_path, matrices):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow  # about 20 s; the comparison itself is unit-tested in test_dbnorm_driver.py
 def test_published_comparison_fills_the_named_setting(tmp_path):
     data_dir = _write_user_folder(tmp_path / "mydata", matrices=False)
     glued = _run(
