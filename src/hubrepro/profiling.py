@@ -1,6 +1,6 @@
 """Wall time and peak memory of a call, for cost plots and benchmarks.
 
-On CPU, peak memory is measured with :mod:`tracemalloc`, which sees the
+On CPU, peak memory is measured with ``tracemalloc``, which sees the
 allocations of PyTorch's CPU allocator only where they go through Python's
 allocator: it does **not** see tensor storage. This module therefore samples
 the process's resident set size (RSS) in a background thread on CPU and

@@ -17,8 +17,8 @@ __all__ = ["CSLS"]
 class CSLS(BaseNormalizer):
     r"""CSLS with a bank: subtract each gallery item's mean similarity to its ``k`` nearest bank items.
 
-    Implements the bank version of CSLS [conneau2018word]_ used as a baseline by
-    QB-Norm [bogolin2022qbnorm]_.
+    Implements the bank version of CSLS :cite:`conneau2018word` used as a baseline by
+    QB-Norm :cite:`bogolin2022qbnorm`.
 
     .. math::
 
@@ -39,6 +39,10 @@ class CSLS(BaseNormalizer):
     ----------
     bank_mean_ : Tensor of shape (n_gallery,)
         :math:`r_j`.
+
+    Notes
+    -----
+    The bank term is a streamed top-k mean over the bank rows (one pass).
 
     Book: :ref:`sec-normalisation`.
 

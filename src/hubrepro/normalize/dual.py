@@ -27,7 +27,7 @@ MODES = ("principled", "faithful")
 class DualIS(BaseNormalizer):
     r"""DualIS (DBNorm): the product of a query-bank and a gallery-bank inverted softmax.
 
-    Implements the dual inverted softmax of DBNorm [wang2023balance]_ as the
+    Implements the dual inverted softmax of DBNorm :cite:`wang2023balance` as the
     released code computes it once its defect D1 is fixed (the spec's §2.5; the
     paper's equation number is not verified).
 
@@ -142,7 +142,7 @@ class DualIS(BaseNormalizer):
 class DualDIS(DualIS):
     r"""DualDIS (DBNorm): DualIS with one activation gate per bank, in two modes.
 
-    Implements the dual dynamic inverted softmax of DBNorm [wang2023balance]_
+    Implements the dual dynamic inverted softmax of DBNorm :cite:`wang2023balance`
     (spec §2.6; equation number not verified). Activation sets and gates:
 
     .. math::

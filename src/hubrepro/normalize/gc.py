@@ -18,8 +18,8 @@ class GloballyCorrected(BaseNormalizer):
     For candidate :math:`g_j`, the query :math:`q_i` is ranked among
     :math:`\{q_i\}\cup B` by similarity to :math:`g_j`; the retrieved items are
     those where the query ranks best, ties broken by :math:`S_{ij}`. Implements
-    globally corrected retrieval [dinu2015improving]_ with a bank, as in the
-    baselines of QB-Norm [bogolin2022qbnorm]_.
+    globally corrected retrieval :cite:`dinu2015improving` with a bank, as in the
+    baselines of QB-Norm :cite:`bogolin2022qbnorm`.
 
     .. math::
 

@@ -25,8 +25,8 @@ class InvertedSoftmax(BaseNormalizer):
     Every gallery item :math:`g_j` gets one normaliser, the softmax partition
     sum of its similarities to the bank; items that are close to many bank
     queries (hubs) are pushed down for every test query. Implements the bank
-    version of the inverted softmax of Smith et al. [smith2017offline]_ used by
-    QB-Norm [bogolin2022qbnorm]_ (no equation number verified).
+    version of the inverted softmax of Smith et al. :cite:`smith2017offline` used by
+    QB-Norm :cite:`bogolin2022qbnorm` (no equation number verified).
 
     .. math::
 
@@ -63,11 +63,6 @@ class InvertedSoftmax(BaseNormalizer):
     The partition sum is a streaming log-sum-exp with a running maximum, so
     :math:`\beta P` up to :math:`10^4` is exact; the upstream code exponentiates
     directly and overflows (spec defect D5). Inputs are never modified.
-
-    References
-    ----------
-    .. [smith2017offline] Smith et al., ICLR 2017.
-    .. [bogolin2022qbnorm] Bogolin et al., CVPR 2022.
 
     Book: :ref:`sec-normalisation`.
 

@@ -17,7 +17,7 @@ __all__ = ["NNN"]
 class NNN(BaseNormalizer):
     r"""NNN: subtract a per-gallery bias, ``alpha`` times the mean of its top-``k`` bank similarities.
 
-    Implements nearest neighbour normalisation [chowdhury2024nnn]_ (equation
+    Implements nearest neighbour normalisation :cite:`chowdhury2024nnn` (equation
     number not verified):
 
     .. math::
@@ -40,6 +40,10 @@ class NNN(BaseNormalizer):
     Attributes
     ----------
     bias_ : Tensor of shape (n_gallery,)
+
+    Notes
+    -----
+    The bias is a streamed top-k mean over the bank rows (one pass); a query then costs one subtraction.
 
     Book: :ref:`sec-normalisation`.
 

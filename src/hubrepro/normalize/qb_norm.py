@@ -22,7 +22,7 @@ class QBNorm(InvertedSoftmax):
     of at least one bank item. A test query whose nearest gallery item (on the
     original :math:`S`) lies in :math:`A` is normalised by IS; every other query
     keeps its raw row ("do no harm" when the bank does not cover the gallery).
-    Implements DIS of QB-Norm [bogolin2022qbnorm]_ (equation number not verified).
+    Implements DIS of QB-Norm :cite:`bogolin2022qbnorm` (equation number not verified).
 
     .. math::
 

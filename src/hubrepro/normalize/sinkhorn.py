@@ -36,7 +36,7 @@ class SinkhornNorm(InvertedSoftmax):
 
     The bank items (rows, mass :math:`1/M` each) are transported to the test
     gallery (columns, mass :math:`1/N` each) with kernel
-    :math:`K_{bj}=e^{\beta P_{bj}}`. Sinkhorn's algorithm [cuturi2013sinkhorn]_
+    :math:`K_{bj}=e^{\beta P_{bj}}`. Sinkhorn's algorithm :cite:`cuturi2013sinkhorn`
     finds scalings :math:`u_b, v_j` with
     :math:`\operatorname{diag}(u) K \operatorname{diag}(v)` having those
     marginals; a test query is then scored against the balanced plan:
@@ -52,7 +52,7 @@ class SinkhornNorm(InvertedSoftmax):
     and SN ranks exactly like :class:`InvertedSoftmax`; the further iterations
     also balance the bank side, so that no gallery item absorbs more than its
     share of the bank's mass. Reconstructed from the DBSN paper's description
-    [dbsn2025]_ (not from its code).
+    :cite:`dbsn2025` (not from its code).
 
     Parameters
     ----------
@@ -180,7 +180,7 @@ class DBSN(SinkhornNorm):
         \mathrm{DBSN}_{ij} = \beta_q S_{ij} + \log v_j,\quad j\le N,
 
     with :math:`v` the column potentials of Sinkhorn on :math:`e^{\beta_q\tilde P}`
-    (see :class:`SinkhornNorm`). Reconstructed [dbsn2025]_: the paper's exact
+    (see :class:`SinkhornNorm`). Reconstructed :cite:`dbsn2025`: the paper's exact
     formulation (e.g. whether test queries join the source side, or whether an
     extra weight appears) was not available.
 
