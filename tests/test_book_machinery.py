@@ -559,3 +559,42 @@ def test_api_reference_documents_every_public_module():
     }
     missing = sorted(public - documented)
     assert not missing, f"book/api.md has no automodule for {missing}"
+
+
+_FIGURE = re.compile(
+    r"^(`{3,}|:{3,})\{glue:figure\}\s+(\S+)\n(.*?)^\1\s*$", flags=re.M | re.S
+)
+
+
+def test_pasted_figures_have_a_name_a_caption_and_alt_text():
+    """Every pasted figure is labelled (cross-referenced by name), captioned, and an image
+    (a ``-fig-`` key) carries alt text for screen readers."""
+    problems = []
+    n = 0
+    for page in sorted((REPO / "book").rglob("*.md")):
+        if "executed" in page.parts:
+            continue
+        for m in _FIGURE.finditer(page.read_text()):
+            n += 1
+            key, body = m.group(2), m.group(3)
+            opts = dict(re.findall(r"^:([\w-]+):\s*(.*)$", body, flags=re.M))
+            caption = " ".join(
+                ln for ln in body.splitlines() if ln.strip() and not ln.startswith(":")
+            )
+            if "name" not in opts:
+                problems.append(f"{page.name}: {key} has no :name:")
+            if not caption.strip():
+                problems.append(f"{page.name}: {key} has no caption")
+            if "-fig-" in key and not opts.get("alt", "").strip():
+                problems.append(f"{page.name}: {key} has no :alt: text")
+        # a figure pasted with the bare {glue} / {glue:any} directive has no caption or alt
+        for m in re.finditer(
+            r"^(?:`{3,}|:{3,})\{glue(?::any)?\}\s+(nb\d\d-fig-[\w-]+)",
+            page.read_text(),
+            flags=re.M,
+        ):
+            problems.append(
+                f"{page.name}: {m.group(1)} is pasted with {{glue}}; use {{glue:figure}} (with :doc:, :name:, :alt: and a caption)"
+            )
+    assert n > 0
+    assert not problems, "\n".join(problems)
