@@ -23,8 +23,9 @@ Notebooks find it through the environment variables ``HUBREPRO_EXECUTED_DIR`` an
 ``HUBREPRO_PARAMS_SET`` that the runner sets for the kernel.
 
 Parallelism. ``--jobs N`` (or ``NB_JOBS``) executes up to N notebooks at once, each in
-its own kernel; notebooks 70-79 run after all the others. The notebooks set one torch
-thread each, so ``--jobs 2`` suits the 2-core reference machine.
+its own kernel with one BLAS/OpenMP thread (``OMP_NUM_THREADS=1`` unless set);
+notebooks 70-79 run after all the others. ``--jobs 2`` suits the 2-core reference
+machine.
 
 Failures. A failing notebook stops the run, exit status 1, with the notebook, the
 cell (its number among the source's code cells, its first line and execution count)
@@ -455,6 +456,10 @@ def _execute(tasks: list, args: argparse.Namespace, jobs: int):
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # N kernels share the cores: one thread each unless the user chose otherwise
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
