@@ -83,6 +83,7 @@ class TwoModalityConfig:
         (0.0, 0.5),
     )
     bank_cones: tuple[float, ...] = (0.5,)
+    bank_latents: tuple[str, ...] = ("isotropic",)
     bank_methods: tuple[str, ...] = ("none", "is_q", "is_g", "dualis")
     seed: int = 0
     device: str = "cpu"
