@@ -598,3 +598,12 @@ def test_pasted_figures_have_a_name_a_caption_and_alt_text():
             )
     assert n > 0
     assert not problems, "\n".join(problems)
+
+
+def test_notebook_70_parameters_are_validated():
+    from hubrepro.config import from_params
+
+    cfg = from_params(runinfo.RunInfoConfig, {"params_set": "tiny", "seed": 3})
+    assert cfg.params_set == "tiny" and cfg.seed == 3 and cfg.executed_dir == ""
+    with pytest.raises(ValueError, match="params_sett"):
+        from_params(runinfo.RunInfoConfig, {"params_sett": "tiny"})

@@ -13,6 +13,7 @@ Book: :ref:`sec-reproducibility`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -21,7 +22,39 @@ from typing import Any
 
 from hubrepro._validation import fail
 
-__all__ = ["timings_path", "read_timings", "timings_summary", "environment_table"]
+__all__ = [
+    "RunInfoConfig",
+    "timings_path",
+    "read_timings",
+    "timings_summary",
+    "environment_table",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfoConfig:
+    """Parameters of notebook ``70_environment`` (built with :func:`hubrepro.config.from_params`).
+
+    Attributes
+    ----------
+    executed_dir : str
+        Folder of the runner's timings files; ``""`` means ``$HUBREPRO_EXECUTED_DIR``.
+    params_set : str
+        Parameter set whose timings are reported; ``""`` means ``$HUBREPRO_PARAMS_SET``.
+    seed : int
+        Unused (nothing is random); kept for the notebook template.
+    device : str
+        Unused (nothing is computed); kept for the notebook template.
+    artifact_dir : str
+        Where the tables and ``provenance.json`` are written.
+    """
+
+    executed_dir: str = ""
+    params_set: str = ""
+    seed: int = 0
+    device: str = "cpu"
+    artifact_dir: str = "_build/artifacts/70_environment"
+
 
 ENV_EXECUTED_DIR = "HUBREPRO_EXECUTED_DIR"
 ENV_PARAMS_SET = "HUBREPRO_PARAMS_SET"
