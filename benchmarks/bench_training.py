@@ -21,12 +21,14 @@ from hubrepro.losses import NeighborRetrLoss, sinkhorn_plan
 
 
 def _time(fn, repeats: int) -> float:
+    # process CPU time, not wall time: on shared machines other jobs inflate wall time
+    # at random, while one thread's CPU time measures the work itself
     fn()  # warm-up
     best = float("inf")
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return best
 
 

@@ -472,7 +472,10 @@ def bank_centrality(
 
 
 def _bank_centrality(bank: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-    mean_bank = F.normalize(bank.detach().to(cand.dtype), dim=-1).mean(dim=0)
+    # mean of the normalised bank rows as one vector-matrix product (no (M, D) division)
+    bank = bank.detach().to(cand.dtype)
+    inv_norm = 1.0 / torch.linalg.vector_norm(bank, dim=1).clamp_min(1e-12)
+    mean_bank = (inv_norm @ bank) / bank.shape[0]
     return F.normalize(cand, dim=-1) @ mean_bank
 
 
@@ -667,33 +670,34 @@ def _nal(
 _MATVEC_SPAN = 300.0
 
 
-def _sinkhorn_potentials(
-    k: torch.Tensor, log_mu: float, log_nu: float, iters: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    # The log-domain updates u = log mu - LSE_j(K_ij + v_j), v = log nu - LSE_i(K_ij + u_i)
-    # are evaluated in float64 as a = mu / (E b), b = nu / (E^T a) with E = exp(K - max K),
-    # a = exp(u + max K), b = exp(v): the same iterates up to rounding, with two
-    # matrix-vector products per iteration instead of 2 B^2 exponentials. When the span
-    # of K could over- or underflow these numbers, the logsumexp loop runs instead.
+def _sinkhorn(g: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+    # Plan with rows summing to about 1 (columns to n/m), no gradient. The log-domain
+    # updates u = log mu - LSE_j(K_ij + v_j), v = log nu - LSE_i(K_ij + u_i) with
+    # K = G / eps are evaluated in float64 as a = mu / (E b), b = nu / (E^T a) with
+    # E = exp(K - max K), a = exp(u + max K), b = exp(v): the same iterates up to
+    # rounding, two matrix-vector products per iteration instead of 2 B^2
+    # exponentials, and the plan n * E_ij a_i b_j needs no further exponential. When
+    # the span of K could over- or underflow these numbers, the logsumexp loop runs.
+    k = g.detach() / eps
     n, m = k.shape
     k64 = k.double()
     top = k64.max()
     if float(top - k64.min()) < _MATVEC_SPAN:
         e = torch.exp(k64 - top)
         et = e.T.contiguous()
-        mu, nu = math.exp(log_mu), math.exp(log_nu)
         b = torch.ones(m, dtype=torch.float64, device=k.device)
         a = b
         for _ in range(iters):
-            a = mu / (e @ b)
-            b = nu / (et @ a)
-        return (torch.log(a) - top).to(k.dtype), torch.log(b).to(k.dtype)
+            a = (1.0 / n) / (e @ b)
+            b = (1.0 / m) / (et @ a)
+        return (e * (n * a)[:, None] * b[None, :]).to(k.dtype)
+    log_mu, log_nu = -math.log(n), -math.log(m)
     u = torch.zeros(n, dtype=k.dtype, device=k.device)
     v = torch.zeros(m, dtype=k.dtype, device=k.device)
     for _ in range(iters):
         u = log_mu - torch.logsumexp(k + v[None, :], dim=1)
         v = log_nu - torch.logsumexp(k + u[:, None], dim=0)
-    return u, v
+    return torch.exp(k + u[:, None] + v[None, :] + math.log(n))
 
 
 @torch.no_grad()
@@ -751,16 +755,6 @@ def sinkhorn_plan(
     return _sinkhorn(g, iters, eps)
 
 
-def _sinkhorn(g: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
-    g = g.detach()
-    n, m = g.shape
-    k = g / eps
-    log_mu = -math.log(n)
-    log_nu = -math.log(m)
-    u, v = _sinkhorn_potentials(k, log_mu, log_nu, iters)
-    return torch.exp(k + u[:, None] + v[None, :] + math.log(n))
-
-
 def uniform_regularisation(
     global_sims: torch.Tensor,
     *,
@@ -816,14 +810,20 @@ def uniform_regularisation(
 def _uniform(
     g: torch.Tensor, beta: float, tau: float, iters: int, eps: float
 ) -> torch.Tensor:
-    eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
-    total = g.new_zeros(())
     # the entropic plan of G^T is the transpose of that of G (uniform marginals, unique
     # optimum); the columns of Q are exact after the last update, so Q^T rows sum to 1
     q = _sinkhorn(g, iters, eps)
+    b = g.shape[0]
+    total = g.new_zeros(())
+    # -sum_j T_ij log softmax_j(tau x_ij) = r_i LSE_i(tau x) - tau sum_j T_ij x_ij with
+    # T = beta Q + (1 - beta) I and r_i = sum_j T_ij: no (B, B) log-softmax or T
+    diag = g.diagonal()
     for x, plan in ((g, q), (g.T, q.T)):
-        t = beta * plan + (1.0 - beta) * eye
-        total = total - (t * torch.log_softmax(tau * x, dim=1)).sum(dim=1).mean()
+        rows = beta * plan.sum(dim=1) + (1.0 - beta)
+        cross = beta * (plan * x).sum() + (1.0 - beta) * diag.sum()
+        total = (
+            total + ((rows * torch.logsumexp(tau * x, dim=1)).sum() - tau * cross) / b
+        )
     return 0.5 * total
 
 
@@ -1117,7 +1117,9 @@ class NeighborRetrLoss(nn.Module):
                         "None or an empty bank",
                         "Fill the bank first (see hubrepro.memory_bank.FIFOBank) or set w_neighbor=0.",
                     )
-                x = V.check_matrix(x, name, func)
+                # the bank holds detached model outputs: shape and dtype are checked, the
+                # (M, D) finiteness scan is skipped as it would cost more than the term
+                x = V.check_matrix(x, name, func, finite=False)
                 if x.shape[1] != ql.shape[1]:
                     V.fail(
                         func,
