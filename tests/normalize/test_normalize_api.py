@@ -395,9 +395,22 @@ def test_non_finite_banks_are_refused_with_their_position(name, value, generator
     S, Pq, Pg, _ = _banks(generator)
     bad = Pq.clone()
     bad[4, 1] = value
-    with pytest.raises(ValueError, match=r"`bank_query_sims` must be finite .*index \(4, 1\)"):
-        normalize(name, S, bank_query_sims=bad, bank_gallery_sims=Pg, **SMALL.get(name, {}))
+    with pytest.raises(
+        ValueError, match=r"`bank_query_sims` must be finite .*index \(4, 1\)"
+    ):
+        normalize(
+            name, S, bank_query_sims=bad, bank_gallery_sims=Pg, **SMALL.get(name, {})
+        )
     q, g, bq = (_emb(generator, n) for n in (3, 7, 12))
     bq[5, 0] = value
-    with pytest.raises(ValueError, match=r"`bank_query` must be finite .*index \(5, 0\)"):
-        normalize_embeddings(name, q, g, bank_query=bq, bank_gallery=bq.abs().nan_to_num(1.0, 1.0), **SMALL.get(name, {}))
+    with pytest.raises(
+        ValueError, match=r"`bank_query` must be finite .*index \(5, 0\)"
+    ):
+        normalize_embeddings(
+            name,
+            q,
+            g,
+            bank_query=bq,
+            bank_gallery=bq.abs().nan_to_num(1.0, 1.0),
+            **SMALL.get(name, {}),
+        )
