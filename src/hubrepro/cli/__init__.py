@@ -23,6 +23,7 @@ COMMANDS = {
     "data": "data",
     "train": "train",
     "classroom": "classroom",
+    "dbnorm": "dbnorm",
 }
 
 EXIT_USAGE = 2
