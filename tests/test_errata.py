@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubrepro import errata
 from hubrepro.normalize import normalize
@@ -172,3 +174,32 @@ def test_bad_inputs():
         errata.demo_d5_overflow(
             np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), beta=-1.0
         )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_q=st.integers(1, 6),
+    n_g=st.integers(2, 6),
+    m_q=st.integers(1, 6),
+    m_g=st.integers(1, 6),
+    beta_query=st.floats(0.1, 10.0),
+    beta_gallery=st.floats(0.1, 10.0),
+    seed=st.integers(0, 2**16),
+)
+def test_released_dualis_with_d1_fixed_is_ours_in_log_space(
+    n_q, n_g, m_q, m_g, beta_query, beta_gallery, seed
+):
+    # on cosine-scale float64 inputs nothing overflows, so once D1 is fixed the released
+    # product equals exp((beta_q + beta_g) * ours): the same method, on another scale
+    rng = np.random.default_rng(seed)
+    s, pq, pg = (rng.uniform(-1, 1, size=(r, n_g)) for r in (n_q, m_q, m_g))
+    released = errata.released_db_norm(pq, s, pg, beta_query, beta_gallery, fix_d1=True)
+    ours = normalize("dualis", torch.from_numpy(s), bank_query_sims=torch.from_numpy(pq),
+                     bank_gallery_sims=torch.from_numpy(pg), beta_query=beta_query, beta_gallery=beta_gallery)  # fmt: skip
+    np.testing.assert_allclose(
+        np.log(released) / (beta_query + beta_gallery),
+        ours.numpy(),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+    assert released.shape == s.shape
