@@ -244,6 +244,7 @@ def k_occurrence_from_embeddings(
             # the block is freshly computed, so the diagonal is masked in place
             block = _mask_self(block, start, copy=False)
         _topk_counts(block, k, counts)
+        del block  # free this block before the generator computes the next one
     return counts
 
 

@@ -296,6 +296,7 @@ def similarity(
     out = torch.empty((q.shape[0], g.shape[0]), dtype=q.dtype, device=q.device)
     for start, block in _blocks(q, g, metric, chunk):
         out[start : start + block.shape[0]] = block
+        del block  # free this block before the generator computes the next one
     return out
 
 
