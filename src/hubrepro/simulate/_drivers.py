@@ -40,6 +40,9 @@ from ._stats import (
     spearman,
 )
 
+# leading columns of the two-modality tidy frames (E5, E6)
+_WORLD_COLUMNS = ("experiment", "latent", "gap_along", "cone", "gap", "d", "k")
+
 
 def single_set_items(
     x: torch.Tensor,
@@ -468,18 +471,7 @@ def simulate_two_modality(
         )
     return pd.DataFrame(
         rows,
-        columns=[
-            "experiment",
-            "latent",
-            "gap_along",
-            "cone",
-            "gap",
-            "d",
-            "k",
-            "seed",
-            "statistic",
-            "value",
-        ],
+        columns=[*_WORLD_COLUMNS, "seed", "statistic", "value"],
     )
 
 
@@ -592,19 +584,7 @@ def simulate_bank_benefit(
             )
     return pd.DataFrame(
         rows,
-        columns=[
-            "experiment",
-            "latent",
-            "gap_along",
-            "cone",
-            "gap",
-            "d",
-            "k",
-            "method",
-            "seed",
-            "statistic",
-            "value",
-        ],
+        columns=[*_WORLD_COLUMNS, "method", "seed", "statistic", "value"],
     )
 
 
