@@ -79,7 +79,7 @@ __all__ = [
     "shift_headlines",
     "faithful_vs_principled",
     "small_matrices",
-    "test_sims_numpy",
+    "full_test_sims",
     "ablate_bank_size",
     "ablate_bank_choice",
     "ablate_aggregation",
@@ -1507,7 +1507,7 @@ def small_matrices(data: Any, *, n: int = 200, seed: int = 0) -> dict[str, np.nd
     }
 
 
-def test_sims_numpy(data: Any) -> np.ndarray:
+def full_test_sims(data: Any) -> np.ndarray:
     """The full test similarity matrix as a float64 NumPy array (masked queries dropped)."""
     s = data.sims() if _is_paired(data) else data.masked().sims
     return s.detach().cpu().double().numpy()
