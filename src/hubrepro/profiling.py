@@ -152,10 +152,10 @@ class NormalizerCostConfig:
     )  # query-bank sizes M_q (gallery bank M_q / 4)
     n_query: int = 1000  # test queries
     n_gallery: int = 1000  # test gallery
-    dim: int = 256  # embedding dimension
+    dim: int = 128  # embedding dimension
     chunk_size: int = 4096  # bank rows per chunk
-    repeat: int = 2  # best of `repeat` timings
-    sn_iter: int = 5  # Sinkhorn iterations (SN, DBSN)
+    repeat: int = 1  # best of `repeat` timings
+    sn_iter: int = 3  # Sinkhorn iterations (SN, DBSN)
     seed: int = 0
     device: str = "cpu"
     artifact_dir: str = "_build/artifacts/45_normalizer_cost"

@@ -287,16 +287,18 @@ def sinkhorn_gallery_potentials(
     for it in range(1, n_iter + 1):  # noqa: B007 - `it` is returned
         run_max = torch.full((n_cols,), -math.inf, device=dev, dtype=dt)
         run_sum = torch.zeros(n_cols, device=dev, dtype=dt)
+        zbuf = ebuf = None
         for a, block in source.blocks():
-            z = block * beta
-            lu = -math.log(m) - torch.logsumexp(z + log_v, dim=1)
-            log_u[a : a + block.shape[0]] = lu
-            z = z + lu[:, None]
-            new_max = torch.maximum(run_max, z.max(dim=0).values)
-            run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(
-                z - new_max
-            ).sum(dim=0)
-            run_max = new_max
+            rows = block.shape[0]
+            if zbuf is None:  # reused buffers: no allocation per chunk
+                shape = (min(source.chunk_size, m), n_cols)
+                zbuf = torch.empty(shape, device=dev, dtype=dt)
+                ebuf = torch.empty(shape, device=dev, dtype=dt)
+            z = torch.add(log_v, block, alpha=beta, out=zbuf[:rows])  # beta P + log v
+            lu = -math.log(m) - torch.logsumexp(z, dim=1)
+            log_u[a : a + rows] = lu
+            z.sub_(log_v).add_(lu[:, None])  # beta P + log u
+            run_max, run_sum = _lse_update(z, 1.0, run_max, run_sum, ebuf)
         new_v = -math.log(n_cols) - (run_max + torch.log(run_sum))
         delta = float((new_v - log_v).abs().max())
         log_v = new_v
