@@ -225,7 +225,9 @@ def build_assignments(
     ValueError
         Unknown names, or malformed solution markers (file and line named).
 
-    Book: :ref:`sec-classroom`.
+    Book
+    ----
+    :ref:`sec-classroom`.
     """
     from hubrepro.classroom.assignments import ASSIGNMENTS
 
