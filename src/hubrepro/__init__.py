@@ -9,8 +9,9 @@ A small PyTorch library behind the compendium's book and notebooks:
 - :mod:`hubrepro.simulate` -- Monte Carlo checks of the hubness theory;
 - :mod:`hubrepro.datasets` -- the embedded stdlib code-search benchmark, a synthetic
   CLIP-like generator and loaders for users' own data;
-- :mod:`hubrepro.losses`, :mod:`hubrepro.memory_bank`, :mod:`hubrepro.training` --
-  NeighborRetr training;
+- :mod:`hubrepro.losses`, :mod:`hubrepro.memory_bank`, :mod:`hubrepro.heads`,
+  :mod:`hubrepro.training` -- NeighborRetr training; :mod:`hubrepro.hub_quality` --
+  good and bad hubs from concept labels;
 - :mod:`hubrepro.reporting` -- tables, figures, provenance for the book.
 
 Sub-modules are imported on first attribute access, so ``import hubrepro`` stays light.
@@ -32,6 +33,8 @@ _SUBMODULES = {
     "datasets",
     "losses",
     "memory_bank",
+    "heads",
+    "hub_quality",
     "training",
     "reporting",
     "config",
