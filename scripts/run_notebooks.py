@@ -10,7 +10,8 @@ injected-parameters cell would override later runs.
 
 Cache. A notebook is re-executed only when the hash of what it depends on changes:
 its source, the name and file of its parameter set, the library code and packaged
-data (``src/hubrepro/**``), the repository's ``data/`` manifest files, the versions
+data (``src/hubrepro/**``, except the book's Sphinx extension and the classroom
+package, which no notebook runs), the repository's ``data/`` manifest files, the versions
 of the core numerical packages, and this script. The hash is stored beside the
 executed copy (``.NN_slug.sha256``) only after a successful run. Notebooks 70-79
 report on the run itself (the environment and the run time of every notebook), so
@@ -59,11 +60,21 @@ HASHED_PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "open_clip
 RUN_REPORT_PREFIX = "7"
 
 
-def _hash_tree(h, root: Path, patterns: tuple[str, ...]) -> None:
+# library parts no notebook executes: the book's Sphinx extension and the classroom
+# machinery (editing them must not re-run every notebook)
+NOT_HASHED = ("_sphinxext.py", "classroom")
+
+
+def _hash_tree(
+    h, root: Path, patterns: tuple[str, ...], skip: tuple[str, ...] = ()
+) -> None:
     if not root.is_dir():
         return
     for pattern in patterns:
         for p in sorted(root.glob(pattern)):
+            rel = p.relative_to(root)
+            if rel.parts and rel.parts[0] in skip:
+                continue
             if p.is_file() and "__pycache__" not in p.parts:
                 h.update(str(p.relative_to(root)).encode())
                 h.update(p.read_bytes())
@@ -91,6 +102,7 @@ def environment_hash(repo: Path = REPO) -> str:
             "**/*.npz",
             "**/*.safetensors",
         ),
+        skip=NOT_HASHED,
     )
     _hash_tree(h, repo / "data", ("*.yml", "*.csv", "*.json"))
     for pkg in HASHED_PACKAGES:

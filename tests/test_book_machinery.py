@@ -124,6 +124,11 @@ def test_environment_hash_follows_library_code_and_packaged_data(tmp_path):
     (lib / "__pycache__").mkdir()
     (lib / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0junk")
     assert run_notebooks.environment_hash(tmp_path) == h0  # compiled files do not count
+    # the book's Sphinx extension and the classroom run in no notebook
+    (lib / "_sphinxext.py").write_text("y = 1\n")
+    (lib / "classroom").mkdir()
+    (lib / "classroom" / "grading.py").write_text("z = 1\n")
+    assert run_notebooks.environment_hash(tmp_path) == h0
     (lib / "a.py").write_text("x = 2\n")
     h1 = run_notebooks.environment_hash(tmp_path)
     assert h1 != h0
