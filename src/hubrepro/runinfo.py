@@ -78,6 +78,10 @@ def timings_path(
     -------
     Path
         ``<executed_dir>/timings-<params_set>.json`` (it need not exist).
+
+    Book
+    ----
+    :ref:`sec-reproducibility-timings`.
     """
     if executed_dir is None or executed_dir == "":
         executed_dir = (
@@ -106,6 +110,10 @@ def read_timings(path: str | Path, *, exclude: tuple[str, ...] = ()) -> Any:
         Columns ``notebook`` and ``seconds``, sorted by notebook, index from 0. Empty
         (same columns) when the file does not exist, cannot be parsed, or holds no
         valid entry; entries whose value is not a non-negative number are skipped.
+
+    Book
+    ----
+    :ref:`sec-reproducibility-timings`.
     """
     import pandas as pd
 
@@ -136,6 +144,10 @@ def timings_summary(timings: Any) -> dict[str, Any]:
     dict
         ``n_notebooks``, ``total_seconds``, ``slowest`` (name or ``None``),
         ``slowest_seconds`` (0.0 when empty).
+
+    Book
+    ----
+    :ref:`sec-reproducibility-timings`.
     """
     if not hasattr(timings, "columns") or not {"notebook", "seconds"} <= set(
         timings.columns
@@ -172,6 +184,10 @@ def environment_table(prov: Mapping[str, Any]) -> Any:
         Columns ``component`` and ``version``: Python, the platform, each recorded
         package ("not installed" when absent), torch threads and CUDA availability,
         and the git commit.
+
+    Book
+    ----
+    :ref:`sec-reproducibility-environment`.
     """
     import pandas as pd
 

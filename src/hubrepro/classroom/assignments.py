@@ -731,6 +731,10 @@ def student_data(assignment: str, student_id: str) -> dict[str, Any]:
         Tensors and settings named in the assignment notebook (e.g. ``sims``, ``k``),
         plus the ``seed`` used.
 
+
+    Book
+    ----
+    :ref:`sec-classroom-hand-out`.
     Examples
     --------
     >>> a = student_data("a1_k_occurrence_skewness", "ada")

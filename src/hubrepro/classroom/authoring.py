@@ -119,6 +119,10 @@ def strip_solutions(source: str, *, stub: str = STUB) -> str:
     ValueError
         Unmatched, nested or misaligned markers (the message names the line).
 
+
+    Book
+    ----
+    :ref:`sec-classroom-authoring`.
     Examples
     --------
     >>> print(strip_solutions("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n"))
@@ -143,6 +147,10 @@ def solution_source(source: str) -> str:
 
     Raises ``ValueError`` on unmatched markers, like :func:`strip_solutions`.
 
+
+    Book
+    ----
+    :ref:`sec-classroom-authoring`.
     Examples
     --------
     >>> solution_source("x = 1\\n### BEGIN SOLUTION\\ny = 2\\n### END SOLUTION\\n")

@@ -331,6 +331,10 @@ def grade(
     ------
     ValueError
         Unknown assignment; FileNotFoundError: no such submission.
+
+    Book
+    ----
+    :ref:`sec-classroom-collect-grade`.
     """
     from hubrepro.classroom.assignments import get_assignment, student_data
 
