@@ -509,6 +509,14 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     )
     assert proc.returncode != 0
     assert "nb10-fig-gone" in proc.stdout + proc.stderr
+    # and fails again when nothing changed (warnings are not forgotten by the cache)
+    proc = subprocess.run(
+        [jb, "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0 and "nb10-fig-gone" in proc.stdout + proc.stderr
 
 
 # ------------------------------------------------------------------ notebook conventions

@@ -24,6 +24,10 @@ image. Without ``:doc:`` the directive is MyST-NB's unchanged. A missing key is 
 warning, hence an error under ``-W``. Tables pasted this way are numbered as figures,
 as Jupyter Book's documentation does.
 
+It also makes warnings sticky across incremental builds: after a build with warnings
+the saved environment is dropped, so the next build reads every page again and ``-W``
+fails again until the cause is fixed.
+
 Enabled in ``_config.yml`` (``sphinx.extra_extensions``). Book: :ref:`sec-reproducibility`.
 """
 
@@ -199,6 +203,22 @@ class _CopyAltText(SphinxPostTransform):
                 )
 
 
+def _forget_environment_after_warnings(app, exception) -> None:
+    """After a build with warnings, drop the saved environment.
+
+    Sphinx re-reads only changed documents, so a warning raised by an unchanged page is
+    not raised again by the next incremental build, and ``-W`` would then pass. Removing
+    the pickled environment makes the next build read every page again (a full build,
+    taken only after a failed or warning build) and report the warnings again.
+    """
+    if exception is None and not getattr(app, "_warncount", 0):
+        return
+    from pathlib import Path
+
+    pickle = Path(app.doctreedir) / "environment.pickle"
+    pickle.unlink(missing_ok=True)
+
+
 def setup(app) -> dict[str, Any]:
     """Register the extended ``glue:figure`` directive (needs ``myst_nb`` loaded first)."""
     app.setup_extension("myst_nb")
@@ -209,4 +229,5 @@ def setup(app) -> dict[str, Any]:
     app.add_directive_to_domain("glue", "", any_directive, override=True)
     app.add_directive_to_domain("glue", "any", any_directive, override=True)
     app.add_post_transform(_CopyAltText)
+    app.connect("build-finished", _forget_environment_after_warnings)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
