@@ -11,7 +11,7 @@ they are known; see the DBNorm specification §7).
 Protocol
 --------
 * Hyperparameters (:math:`\beta_q`, :math:`\beta_g`, NNN's :math:`\alpha`) are chosen
-  on a **validation split carved from the bank** (:meth:`PairedData.split_bank`):
+  on a **validation split carved from the bank** (:meth:`hubrepro.datasets.PairedData.split_bank`):
   validation queries and gallery items are bank pairs, and the remaining bank items
   are the bank of both the validation and the test evaluation. The test split is
   never looked at while tuning. Ties in the tuning criterion go to the first grid
@@ -151,7 +151,7 @@ class DBNormConfig:
     methods : tuple of str
         Method keys (:data:`METHOD_KEYS`).
     directions : tuple of str
-        Retrieval directions (:data:`DIRECTIONS`).
+        Retrieval directions (``DIRECTIONS``).
     beta_query_grid, beta_gallery_grid : tuple of float
         Grids of :math:`\\beta_q`, :math:`\\beta_g` (cosine scale) searched on validation.
     alpha_grid : tuple of float
@@ -1139,7 +1139,7 @@ def headlines(
 # --------------------------------------------------------------------------------------
 
 #: Claims of the DBNorm paper checked on published and reproduced numbers:
-#: (label, method a, method b, kind); ``gain``: b > a; ``tie``: |b - a| <= tolerance.
+#: (label, method a, method b, kind); ``gain``: b > a; ``tie``: ``abs(b - a) <= tolerance``.
 CLAIMS = (
     ("IS beats the baseline", "none", "is", "gain"),
     ("DIS matches IS (within the tolerance)", "is", "dis", "tie"),
