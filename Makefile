@@ -13,6 +13,8 @@ CONSTRAINTS ?= constraints.txt
 # Parameter set for the notebooks: a folder of notebooks/params/ (default, tiny, classroom, paper, ...)
 PARAMS      ?= default
 EXTRAS      ?= clip,text,book,dev
+# Notebooks executed at once (one kernel and one BLAS thread each); 2 suits the 2-core reference machine
+NB_JOBS     ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
@@ -34,12 +36,17 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 
 install: $(INSTALLED) ## create .venv and install everything through the constraints file
 
-data: $(INSTALLED) ## build the embedded data (stdlib benchmark + embeddings cache) and verify it
-	$(BIN)/hubrepro data build
-	$(BIN)/hubrepro data verify
+DATA_READY := _build/.data-ready
 
-notebooks: $(INSTALLED) ## execute every notebook with papermill into book/executed (cached by content hash)
-	$(BIN)/python scripts/run_notebooks.py --params $(PARAMS)
+$(DATA_READY): $(INSTALLED) src/hubrepro/_data/stdlib_code_v1.jsonl.gz
+	$(BIN)/hubrepro data verify
+	$(BIN)/hubrepro data build
+	@mkdir -p $(@D) && touch $@
+
+data: $(DATA_READY) ## verify the embedded data and fill the embeddings cache (once; notebooks then share it)
+
+notebooks: $(DATA_READY) ## execute every notebook with papermill into book/executed (cached by content hash)
+	$(BIN)/python scripts/run_notebooks.py --params $(PARAMS) --jobs $(NB_JOBS)
 
 book: notebooks ## build the HTML book into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -28,6 +30,9 @@ def test_measure_sees_a_large_touched_allocation():
             64 * 2**20 // 4
         )  # 64 MiB, written so that the pages are resident
         x.add_(1)
+        # hold it well past the 2 ms sampling interval: under load the sampling thread
+        # may not be scheduled during a short call (RSS sampling misses short peaks)
+        time.sleep(0.2)
         return float(x[0])
 
     m = measure(alloc)
