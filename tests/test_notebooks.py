@@ -64,10 +64,12 @@ def tiny_run(tiny_root, request) -> subprocess.CompletedProcess:
     wanted = {
         it.callspec.params["stem"]
         for it in items
-        if it.originalname == "test_notebook_runs_with_tiny_parameters"
+        if getattr(it, "originalname", None)
+        == "test_notebook_runs_with_tiny_parameters"
     }
     if any(
-        it.originalname == "test_book_builds_with_warnings_as_errors" for it in items
+        getattr(it, "originalname", None) == "test_book_builds_with_warnings_as_errors"
+        for it in items
     ):
         wanted = set(NOTEBOOKS)
     return subprocess.run(
