@@ -11,7 +11,8 @@ injected-parameters cell would override later runs.
 Cache. A notebook is re-executed only when the hash of what it depends on changes:
 its source, the name and file of its parameter set, the library code and packaged
 data (``src/hubrepro/**``, except the book's Sphinx extension and the classroom
-package, which no notebook runs), the repository's ``data/`` manifest files, the versions
+package, which no notebook runs), the repository's ``data/`` files (manifests, published numbers), the committed
+benchmark results, the versions
 of the core numerical packages, and this script. The hash is stored beside the
 executed copy (``.NN_slug.sha256``) only after a successful run. Notebooks 70-79
 report on the run itself (the environment and the run time of every notebook), so
@@ -104,7 +105,10 @@ def environment_hash(repo: Path = REPO) -> str:
         ),
         skip=NOT_HASHED,
     )
-    _hash_tree(h, repo / "data", ("*.yml", "*.csv", "*.json"))
+    # data files the notebooks read: manifests, published numbers (data/published/), and
+    # the committed benchmark results that notebook 45 pastes
+    _hash_tree(h, repo / "data", ("**/*.yml", "**/*.csv", "**/*.json"))
+    _hash_tree(h, repo / "benchmarks" / "results", ("*.json",))
     for pkg in HASHED_PACKAGES:
         h.update(f"{pkg}=={_version(pkg)}".encode())
     h.update(Path(__file__).read_bytes())

@@ -137,7 +137,16 @@ def test_environment_hash_follows_library_code_and_packaged_data(tmp_path):
     assert h2 != h1
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "manifest.yml").write_text("a: 1\n")
-    assert run_notebooks.environment_hash(tmp_path) != h2
+    h3 = run_notebooks.environment_hash(tmp_path)
+    assert h3 != h2
+    # published numbers live one folder down; benchmark results are read by notebook 45
+    (tmp_path / "data" / "published").mkdir()
+    (tmp_path / "data" / "published" / "dbnorm.csv").write_text("a\n1\n")
+    h4 = run_notebooks.environment_hash(tmp_path)
+    assert h4 != h3
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "bench.json").write_text("{}\n")
+    assert run_notebooks.environment_hash(tmp_path) != h4
 
 
 def test_content_hash_inputs(tmp_path):
