@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from hubrepro._validation import fail
+from hubrepro.normalize import DIRECTIONS
 
 __all__ = [
     "COLUMNS",
@@ -92,7 +93,6 @@ _METRICS = {
     "MdR": (1.0, None),
     "MnR": (1.0, None),
 }
-_DIRECTIONS = ("query_to_gallery", "gallery_to_query")
 _METHODS = (
     "none",
     "is",
@@ -151,7 +151,7 @@ def validate_published(
                 )
         checks = (
             ("confidence", r["confidence"] in CONFIDENCE, f"one of {CONFIDENCE}"),
-            ("direction", r["direction"] in _DIRECTIONS, f"one of {_DIRECTIONS}"),
+            ("direction", r["direction"] in DIRECTIONS, f"one of {DIRECTIONS}"),
             ("metric", r["metric"] in _METRICS, f"one of {tuple(_METRICS)}"),
             ("method", r["method"] in _METHODS, f"one of {_METHODS}"),
             ("dataset", r["dataset"] in DATASETS, f"one of {tuple(DATASETS)}"),

@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 
 from hubrepro._validation import check_choice, check_int, check_probability, fail
+from hubrepro.normalize import DIRECTIONS
 
 __all__ = [
     "DIRECTIONS",
@@ -91,7 +92,6 @@ __all__ = [
     "retrieval_examples",
 ]
 
-DIRECTIONS = ("query_to_gallery", "gallery_to_query")
 
 #: Method keys of the driver: a normaliser of :mod:`hubrepro.normalize` plus fixed options.
 METHOD_KEYS = (
