@@ -52,6 +52,12 @@ book: notebooks ## build the HTML book into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
+.PHONY: book-student
+book-student: notebooks ## the book without the exercises' solutions, for students: _build/student/_build/html
+	HUBREPRO_BOOK_EDITION=student $(BIN)/jupyter-book build . --path-output _build/student \
+	    --warningiserror --nitpick --keep-going
+	@echo "Open _build/student/_build/html/index.html"
+
 test: $(INSTALLED) ## run the test suite: unit, property, CLI, notebooks (tiny) and the book build
 	$(BIN)/python -m pytest
 

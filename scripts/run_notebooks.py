@@ -6,7 +6,10 @@ converted to ``.ipynb`` in ``<root>/_build/nbsrc/`` and executed by papermill in
 ``<root>/book/executed/NN_slug.ipynb`` with the parameter set
 ``notebooks/params/<set>/NN_slug.yml`` (an absent file means the notebook's own
 defaults). Executed copies never go back into ``notebooks/``: papermill's
-injected-parameters cell would override later runs.
+injected-parameters cell would override later runs. The kernel runs in the notebooks'
+folder, and the runner injects ``artifact_dir`` relative to it
+(``../_build/artifacts/NN_slug`` by default), so the rendered and downloadable
+notebooks never show the build machine's folders.
 
 Cache. A notebook is re-executed only when the hash of what it depends on changes:
 its source, the name and file of its parameter set, the library code and packaged
@@ -131,6 +134,26 @@ def content_hash(
     h.update(env_digest.encode())
     h.update(extra.encode())
     return h.hexdigest()
+
+
+def kernel_path(path: Path, cwd: Path) -> str:
+    """``path`` as the kernel, running in ``cwd``, should be given it: relative to ``cwd``.
+
+    The injected-parameters cell is part of the executed notebook the book renders and
+    offers for download, so it must not show the build machine's folders; a relative
+    path also stays valid when the notebook is re-run from ``notebooks/`` elsewhere.
+    Falls back to the absolute path where none relative exists (another drive).
+
+    Examples
+    --------
+    >>> kernel_path(Path("/r/_build/artifacts/10_x"), Path("/r/notebooks"))
+    '../_build/artifacts/10_x'
+    """
+    path, cwd = Path(os.path.abspath(path)), Path(os.path.abspath(cwd))
+    try:
+        return Path(os.path.relpath(path, cwd)).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def load_params(params_dir: Path, stem: str) -> tuple[dict, Path | None]:
@@ -382,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             convert(src, ipynb)
             params = dict(params)
             params.setdefault(
-                "artifact_dir", str((root / "_build" / "artifacts" / stem).resolve())
+                "artifact_dir",
+                kernel_path(root / "_build" / "artifacts" / stem, nb_dir),
             )
             stamp.unlink(missing_ok=True)
             tasks.append(

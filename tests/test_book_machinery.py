@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _book_html import css_loads, external_resources, page_loads
 from hubrepro import runinfo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,6 +253,51 @@ def test_describe_failure_counts_source_cells_not_the_injected_one(tmp_path):
     assert other.startswith("TimeoutError: cell timed out") and "in a cell" in other
 
 
+def _injected_source(executed: Path) -> str:
+    cells = json.loads(executed.read_text())["cells"]
+    injected = [
+        c
+        for c in cells
+        if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    assert len(injected) == 1, "papermill injects exactly one parameters cell"
+    src = injected[0]["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+@pytest.mark.notebook
+def test_injected_artifact_dir_is_relative_to_the_notebooks_folder(tmp_path):
+    """The rendered notebook shows no folder of the build machine, and the path works."""
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    (d / "10_art.md").write_text(
+        _notebook(
+            "from pathlib import Path\n"
+            "Path(artifact_dir).mkdir(parents=True, exist_ok=True)\n"
+            "(Path(artifact_dir) / 'made.txt').write_text('here')"
+        )
+    )
+    root = tmp_path / "root"
+    proc = _run(d, root)
+    assert proc.returncode == 0, proc.stderr
+    source = _injected_source(root / "book" / "executed" / "10_art.ipynb")
+    value = re.search(r'^artifact_dir = "(.*)"$', source, flags=re.M).group(1)
+    assert not Path(value).is_absolute() and str(tmp_path) not in source, source
+    assert value == "../root/_build/artifacts/10_art"
+    # the notebook ran in the notebooks' folder, so the relative path reached the root
+    assert (root / "_build" / "artifacts" / "10_art" / "made.txt").read_text() == "here"
+
+
+def test_kernel_path_is_relative_to_the_kernels_folder(tmp_path):
+    assert (
+        run_notebooks.kernel_path(
+            REPO / "_build" / "artifacts" / "40_x", REPO / "notebooks"
+        )
+        == "../_build/artifacts/40_x"
+    )
+    assert run_notebooks.kernel_path(tmp_path / "a" / "b", tmp_path) == "a/b"
+
+
 def test_runner_usage_errors(nb_dir, tmp_path):
     proc = _run(nb_dir, tmp_path / "r", "--params", "nosuchset")
     assert (
@@ -477,6 +525,7 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     assert _run(nb, root).returncode == 0
     (root / "_config.yml").write_text((REPO / "_config.yml").read_text())
     (root / "references.bib").write_text((REPO / "references.bib").read_text())
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     (root / "book" / "intro.md").write_text("# Mini\n\nA test book.\n")
     (root / "book" / "chapter.md").write_text(CHAPTER)
     (root / "_toc.yml").write_text(
@@ -526,6 +575,249 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
         timeout=600,
     )
     assert proc.returncode != 0 and "nb10-fig-gone" in proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------ offline book, editions
+
+OFFLINE_PAGE = """(sec-offline)=
+# Offline $N_k$
+
+Inline $\\kappa$ and $\\R^d$, a display:
+
+$$
+\\E[x] = \\LSE(y)
+$$
+
+:::{exercise}
+:label: ex-offline
+
+What is the mean k-occurrence of a gallery item?
+:::
+
+:::{solution} ex-offline
+:class: dropdown
+
+Exactly k, because the zebra quartz of every query lands somewhere.
+
+```python
+print("the solution's code is part of the solution")
+```
+:::
+"""
+
+
+def _small_book(root: Path) -> None:
+    """A two-page book with the repository's configuration and static files."""
+    (root / "book").mkdir(parents=True)
+    for name in ("_config.yml", "references.bib"):
+        (root / name).write_text((REPO / name).read_text())
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
+    (root / "book" / "intro.md").write_text(OFFLINE_PAGE)
+    (root / "book" / "plain.md").write_text("# A page without formulas\n\nProse.\n")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/plain\n"
+    )
+
+
+def _build(root: Path, *extra: str, env: dict | None = None) -> Path:
+    jb = str(Path(sys.executable).with_name("jupyter-book"))
+    proc = subprocess.run(
+        [
+            jb,
+            "build",
+            str(root),
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return root
+
+
+@pytest.mark.book
+def test_built_book_loads_nothing_from_outside_and_ships_mathjax(tmp_path):
+    root = tmp_path / "root"
+    _small_book(root)
+    html = _build(root) / "_build" / "html"
+    assert external_resources(html) == []
+    mathjax = html / "_static" / "mathjax"
+    assert (mathjax / "tex-mml-chtml.js").is_file() and (mathjax / "LICENSE").is_file()
+    assert list((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert not (mathjax / "latest.js").exists()  # it would load MathJax from a CDN
+    for page in ("book/intro.html", "book/plain.html"):
+        text = (html / page).read_text()
+        # every page (the sidebar shows formulas in titles), with the book's macros
+        assert 'src="../_static/mathjax/tex-mml-chtml.js"' in text, page
+        assert '"LSE": "\\\\operatorname{LSE}"' in text, page
+    assert "sphinx-thebe.js" not in (html / "book" / "intro.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("page", "found"),
+    [
+        ('<script src="https://cdn.example/mathjax.js"></script>', 1),
+        ('<link rel="stylesheet" href="//fonts.example/css">', 1),
+        ('<link rel="preload" as="font" href="http://x.example/f.woff2">', 1),
+        ('<img srcset="a.png 1x, https://x.example/b.png 2x">', 1),
+        ('<iframe src="https://video.example/embed"></iframe>', 1),
+        ("<script>const URL = 'https://unpkg.com/thebe/index.js';</script>", 1),
+        ('<a href="https://arxiv.org/abs/2310.11612">a link is not a load</a>', 0),
+        (
+            '<script src="../_static/x.js"></script><img src="data:image/png;base64,AA">',
+            0,
+        ),
+    ],
+)
+def test_page_loads_finds_remote_resources(page, found):
+    assert len(page_loads(page)) == found
+
+
+def test_css_loads_finds_remote_imports_and_urls(tmp_path):
+    assert css_loads('@import "https://fonts.example/a.css";') == [
+        "@import https://fonts.example/a.css"
+    ]
+    assert css_loads("a{background:url('//img.example/x.png')}") == [
+        "url(//img.example/x.png)"
+    ]
+    assert (
+        css_loads("a{background:url(../x.png)} b{src:url(data:font/woff2;base64,AA)}")
+        == []
+    )
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "a.css").write_text("@import url(https://f.example/x);")
+    (tmp_path / "p.html").write_text('<script src="https://c.example/m.js"></script>')
+    assert external_resources(tmp_path) == [
+        "p.html: <script> https://c.example/m.js",
+        "_static/a.css: @import https://f.example/x",
+    ]
+
+
+@pytest.mark.book
+def test_student_edition_leaves_the_solutions_out(tmp_path):
+    """``make book-student``: no solution text anywhere in the output, not hidden."""
+    root = tmp_path / "root"
+    _small_book(root)
+    student = tmp_path / "student"
+    _build(
+        root, "--path-output", str(student), env={"HUBREPRO_BOOK_EDITION": "student"}
+    )
+    teacher = _build(root) / "_build" / "html"
+    html = student / "_build" / "html"
+
+    def files_with(text: str, where: Path) -> list[str]:
+        return sorted(
+            p.relative_to(where).as_posix()
+            for p in where.rglob("*")
+            if p.is_file() and text in p.read_text(encoding="utf-8", errors="replace")
+        )
+
+    for text in ("zebra quartz", "the solution's code is part of the solution"):
+        assert files_with(text, teacher), f"the full edition lost {text!r}"
+        assert files_with(text, html) == [], text
+    assert files_with("What is the mean k-occurrence", html)  # the exercise stays
+    assert files_with("(student edition)", html)
+    assert "Solution to" not in (html / "book" / "intro.html").read_text()
+    # the downloadable source keeps the exercise and loses the solution
+    source = (html / "_sources" / "book" / "intro.md").read_text()
+    assert "{exercise}" in source and "{solution}" not in source
+
+
+def test_missing_mathjax_package_is_named(monkeypatch):
+    from sphinx.errors import ExtensionError
+
+    from hubrepro import _sphinxext
+
+    assert (_sphinxext.mathjax_distribution() / "tex-mml-chtml.js").is_file()
+    monkeypatch.setattr(_sphinxext.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        ExtensionError, match="django-static-mathjax, which is not installed"
+    ):
+        _sphinxext.mathjax_distribution()
+
+
+def test_unknown_edition_is_refused(tmp_path):
+    root = tmp_path / "root"
+    _small_book(root)
+    jb = str(Path(sys.executable).with_name("jupyter-book"))
+    proc = subprocess.run(
+        [jb, "build", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HUBREPRO_BOOK_EDITION": "teacher"},
+    )
+    assert proc.returncode != 0
+    assert (
+        "must be one of ['full', 'student'], not 'teacher'" in proc.stdout + proc.stderr
+    )
+
+
+def test_strip_solutions_keeps_everything_else():
+    from hubrepro._sphinxext import strip_solutions
+
+    text = (
+        "Intro.\n\n::::{solution} ex-a\n:class: dropdown\n\n"
+        ":::{note}\ninner\n:::\n\n```python\nx = 1\n```\n::::\n\n"
+        "```{solution} ex-b\nB.\n```\n\n:::{exercise}\n:label: ex-c\nAsk.\n:::\n"
+    )
+    assert strip_solutions(text) == (
+        "Intro.\n\n\n\n:::{exercise}\n:label: ex-c\nAsk.\n:::\n"
+    )
+
+
+_FENCED = re.compile(
+    r"^[ \t]*(`{3,}|:{3,})\{(exercise|solution)\}[ \t]*(\S*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$",
+    flags=re.M | re.S,
+)
+
+
+def _exercises_and_solutions() -> tuple[
+    dict[str, str], dict[str, list[str]], list[str]
+]:
+    """Exercise label -> page; solution target -> pages; exercises without a label."""
+    exercises: dict[str, str] = {}
+    solutions: dict[str, list[str]] = {}
+    unlabelled = []
+    for page in sorted((REPO / "book").rglob("*.md")):
+        if "executed" in page.parts:
+            continue
+        rel = page.relative_to(REPO).as_posix()
+        for m in _FENCED.finditer(page.read_text()):
+            kind, arg, body = m.group(2), m.group(3), m.group(4)
+            if kind == "solution":
+                solutions.setdefault(arg, []).append(rel)
+                continue
+            label = re.search(r"^:label:\s*(\S+)", body, flags=re.M)
+            if label:
+                exercises[label.group(1)] = rel
+            else:
+                unlabelled.append(f"{rel}: {body.strip().splitlines()[0][:60]}")
+    return exercises, solutions, unlabelled
+
+
+def test_every_exercise_has_a_solution():
+    """Chapter 9 promises a solution for every exercise (hidden in the full edition)."""
+    exercises, solutions, unlabelled = _exercises_and_solutions()
+    assert len(exercises) >= 20, "the exercise parser found too few exercises"
+    assert not unlabelled, (
+        f"exercises without a :label: (a solution needs one): {unlabelled}"
+    )
+    missing = sorted(
+        f"{page}: {label}"
+        for label, page in exercises.items()
+        if label not in solutions
+    )
+    assert not missing, f"exercises without a {{solution}}: {missing}"
+    orphans = sorted(t for t in solutions if t not in exercises)
+    assert not orphans, f"solutions of no exercise: {orphans}"
+    doubles = sorted(t for t, pages in solutions.items() if len(pages) > 1)
+    assert not doubles, f"exercises with more than one solution: {doubles}"
 
 
 # ------------------------------------------------------------------ notebook conventions

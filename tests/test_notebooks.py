@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from _book_html import external_resources
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.md"))
 
@@ -128,6 +130,14 @@ def test_notebook_runs_with_tiny_parameters(stem, tiny_root, tiny_run):
     assert not not_tables, (
         f"{stem}: glued tables without HTML (glue a DataFrame): {not_tables}"
     )
+    # the rendered notebook shows no folder of the build machine
+    injected = [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in json.loads(executed.read_text())["cells"]
+        if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    absolute = re.findall(r'^artifact_dir = "(/[^"]*)"', "".join(injected), flags=re.M)
+    assert not absolute, f"{stem}: absolute artifact_dir injected: {absolute}"
 
 
 @pytest.mark.book
@@ -164,3 +174,80 @@ def test_book_builds_with_warnings_as_errors(tiny_root):
     assert not shown, (
         f"solutions not hidden (add `:class: dropdown` to the solution): {sorted(set(shown))}"
     )
+    # offline: no page loads a script, stylesheet, font, image or frame from outside
+    remote = external_resources(html)
+    assert not remote, "pages load remote resources:\n" + "\n".join(remote[:20])
+    assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+
+
+# ------------------------------------------------------------------ "Your data" snippets
+
+_YOUR_DATA = re.compile(r"\*\*Your data\.\*\*.*?^```bash\n(.*?)^```", flags=re.M | re.S)
+
+
+def _your_data_snippets() -> list[tuple[str, str]]:
+    """(notebook stem, command) of each notebook's "Your data" snippet."""
+    found = []
+    for src in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md")):
+        for m in _YOUR_DATA.finditer(src.read_text()):
+            found.append((src.stem, m.group(1).replace("\\\n", " ").strip()))
+    return found
+
+
+@pytest.fixture(scope="module")
+def user_matrices(tmp_path_factory) -> Path:
+    """A tiny folder of similarity matrices in the user layout (data chapter)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("userdata")
+    n, m = 40, 60
+    sims = 0.1 * rng.standard_normal((n, n)) + 0.3 * np.eye(n)
+    np.save(d / "sims.npy", sims.astype(np.float32))
+    for name in ("bank_query_sims", "bank_gallery_sims"):
+        np.save(
+            d / f"{name}.npy", (0.1 * rng.standard_normal((m, n))).astype(np.float32)
+        )
+    return d
+
+
+def test_every_your_data_snippet_is_found():
+    stems = [stem for stem, _ in _your_data_snippets()]
+    assert {"40_dbnorm_main", "41_published_vs_reproduced"} <= set(stems), stems
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize(
+    ("stem", "command"), _your_data_snippets(), ids=lambda v: v[:30]
+)
+def test_your_data_snippet_runs_as_shown(stem, command, user_matrices, tmp_path):
+    """The command a notebook shows for the reader's own data runs as printed.
+
+    Run from the repository root, as the snippet says, with the reader's folder (tiny
+    similarity matrices) and the output root replaced by temporary ones; nothing is
+    added, so the notebook runs with its own defaults, as it would for the reader.
+    """
+    import shlex
+
+    args = shlex.split(command)
+    assert args[:2] == [".venv/bin/python", "scripts/run_notebooks.py"], (
+        f"{stem}: the snippet must use the runner, which runs the notebook from "
+        f"notebooks/ as papermill needs: {command}"
+    )
+    assert "/path/to/msrvtt" in args and "--root" in args, command
+    root = tmp_path / "root"
+    args = [sys.executable] + args[1:]
+    args = [str(user_matrices) if a == "/path/to/msrvtt" else a for a in args]
+    args[args.index("--root") + 1] = str(root)
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    executed = root / "book" / "executed" / f"{stem}.ipynb"
+    text = executed.read_text()
+    assert str(user_matrices) in text  # the reader's folder reached the notebook
+    assert (root / "_build" / "artifacts" / stem).is_dir()

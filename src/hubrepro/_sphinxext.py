@@ -28,17 +28,38 @@ It also makes warnings sticky across incremental builds: after a build with warn
 the saved environment is dropped, so the next build reads every page again and ``-W``
 fails again until the cause is fixed.
 
+Offline. The book loads nothing from outside itself, so formulas render without a
+network. MathJax 3 comes from the ``django-static-mathjax`` package (a copy of the
+MathJax distribution with no Django dependency, in the ``book`` extra): when
+``mathjax_path`` is a path under ``mathjax/`` (``_config.yml`` sets
+``mathjax/tex-mml-chtml.js``), the extension copies that distribution into
+``_static/mathjax/`` of the HTML output, and MathJax is loaded on every page (the
+sidebar shows formulas in titles on pages that have none of their own). sphinx-thebe's
+loader, which would fetch thebe from a CDN and which this book never uses (no live-code
+button), is dropped from the pages.
+
+Editions. ``hubrepro_edition`` (default ``"full"``, or the environment variable
+``HUBREPRO_BOOK_EDITION``) set to ``"student"`` builds the book without the exercises'
+solutions: they are left out of the pages, the search index and the downloadable page
+sources, not hidden (``make book-student``).
+
 Enabled in ``_config.yml`` (``sphinx.extra_extensions``). Book: :ref:`sec-reproducibility`.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from docutils import nodes
 from docutils.parsers.rst import directives as spec
+from sphinx.errors import ConfigError, ExtensionError
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
+from sphinx.util.fileutil import copy_asset
 
 __all__ = ["setup"]
 
@@ -219,8 +240,145 @@ def _forget_environment_after_warnings(app, exception) -> None:
     pickle.unlink(missing_ok=True)
 
 
+# ------------------------------------------------------------------ offline assets
+
+#: where the vendored MathJax goes, under ``_static`` of the HTML output
+MATHJAX_DIR = "mathjax"
+# folders of the distribution that no browser loads (liteDOM, for Node)
+_MATHJAX_SKIPPED_DIRS = ("adaptors",)
+
+
+def mathjax_distribution() -> Path:
+    """The folder of MathJax 3's browser components (``es5``) of ``django-static-mathjax``.
+
+    Raises
+    ------
+    ExtensionError
+        When the package is not installed.
+    """
+    spec = importlib.util.find_spec("mathjax")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        es5 = Path(loc) / "static" / "mathjax" / "es5"
+        if (es5 / "tex-mml-chtml.js").is_file():
+            return es5
+    raise ExtensionError(
+        "the book ships MathJax from the package django-static-mathjax, which is not "
+        "installed: run `make install` (or pip install -c constraints.txt -e '.[book]')"
+    )
+
+
+def _is_local(path: str) -> bool:
+    return bool(path) and "://" not in path and not path.startswith("//")
+
+
+def _check_mathjax_path(app, config) -> None:
+    """Refuse a ``mathjax_path`` under ``mathjax/`` that the distribution does not have."""
+    path = getattr(config, "mathjax_path", "")
+    if _is_local(path) and path.split("/", 1)[0] == MATHJAX_DIR:
+        component = path.split("/", 1)[1] if "/" in path else ""
+        if not (mathjax_distribution() / component).is_file():
+            raise ConfigError(
+                f"mathjax_path {path!r} names no file of the MathJax distribution; "
+                f"use {MATHJAX_DIR}/tex-mml-chtml.js"
+            )
+
+
+def _copy_mathjax(app, exception) -> None:
+    """Copy the MathJax distribution into ``_static/mathjax`` of an HTML build."""
+    path = getattr(app.config, "mathjax_path", "")
+    if app.builder.format != "html" or not (
+        _is_local(path) and path.split("/", 1)[0] == MATHJAX_DIR
+    ):
+        return
+    src = mathjax_distribution()
+    used = path.split("/", 1)[1]
+    dest = Path(app.outdir) / "_static" / MATHJAX_DIR
+
+    def skipped(rel: str) -> bool:
+        rel = rel.replace(os.sep, "/")
+        top = rel.split("/", 1)[0]
+        # other combined components (tex-svg.js, mml-chtml.js, ...) and latest.js, the
+        # loader that fetches MathJax from a CDN, are left out
+        return top in _MATHJAX_SKIPPED_DIRS or (
+            "/" not in rel and rel.endswith(".js") and rel != used
+        )
+
+    copy_asset(str(src), str(dest), excluded=skipped)
+    licence = src.parent / "LICENSE"
+    if licence.is_file():
+        copy_asset(str(licence), str(dest))
+
+
+def _drop_remote_loaders(app, pagename, templatename, context, doctree) -> None:
+    """Remove sphinx-thebe's loader (it fetches thebe from a CDN) from every page."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    scripts[:] = [
+        js
+        for js in scripts
+        if not str(js.filename or "").endswith("sphinx-thebe.js")
+        and "THEBE_JS_URL" not in str(js.attributes.get("body", ""))
+    ]
+
+
+# ------------------------------------------------------------------ editions
+
+EDITIONS = ("full", "student")
+ENV_EDITION = "HUBREPRO_BOOK_EDITION"
+
+
+def _apply_edition(app, config) -> None:
+    """A student edition: no solutions in the pages, the search index or the sources."""
+    edition = config.hubrepro_edition
+    if edition not in EDITIONS:
+        raise ConfigError(
+            f"hubrepro_edition (or ${ENV_EDITION}) must be one of {list(EDITIONS)}, "
+            f"not {edition!r}"
+        )
+    if edition == "student":
+        config.hide_solutions = True  # sphinx-exercise drops {solution} when parsing
+        if config.html_title:
+            config.html_title = f"{config.html_title} (student edition)"
+
+
+_SOLUTION_BLOCK = re.compile(
+    r"^[ \t]*(`{3,}|:{3,})\{solution\}.*?^[ \t]*\1[ \t]*$\n?", flags=re.M | re.S
+)
+
+
+def strip_solutions(text: str) -> str:
+    r"""``text`` (MyST markdown) without its ``{solution}`` blocks.
+
+    A block opens with a fence (three or more backticks or colons) followed by
+    ``{solution}`` and closes with the same fence alone on a line; fences nested inside
+    it are shorter or of the other kind, as MyST requires.
+
+    Examples
+    --------
+    >>> strip_solutions(":::{exercise}\nAsk.\n:::\n\n:::{solution} ex\nTell.\n:::\nEnd.\n")
+    ':::{exercise}\nAsk.\n:::\n\nEnd.\n'
+    """
+    return _SOLUTION_BLOCK.sub("", text)
+
+
+def _strip_copied_sources(app, exception) -> None:
+    """In the student edition, remove the solutions from the downloadable page sources."""
+    if app.config.hubrepro_edition != "student" or app.builder.format != "html":
+        return
+    for src in (Path(app.outdir) / "_sources").rglob("*.md"):
+        text = src.read_text(encoding="utf-8")
+        stripped = strip_solutions(text)
+        if stripped != text:
+            src.write_text(stripped, encoding="utf-8")
+
+
 def setup(app) -> dict[str, Any]:
-    """Register the extended ``glue:figure`` directive (needs ``myst_nb`` loaded first)."""
+    """Register the extended glue directives, the offline assets and the editions.
+
+    Needs ``myst_nb`` (loaded here) and, for the student edition, ``sphinx_exercise``.
+    """
     app.setup_extension("myst_nb")
     app.add_directive_to_domain("glue", "figure", _directive_class(), override=True)
     app.add_role_to_domain("glue", "text", _text_role()(), override=True)
@@ -230,4 +388,14 @@ def setup(app) -> dict[str, Any]:
     app.add_directive_to_domain("glue", "any", any_directive, override=True)
     app.add_post_transform(_CopyAltText)
     app.connect("build-finished", _forget_environment_after_warnings)
+    # offline: MathJax from the package, on every page; no CDN loaders
+    app.set_html_assets_policy("always")
+    app.connect("config-inited", _check_mathjax_path)
+    app.connect("build-finished", _copy_mathjax)
+    app.connect("html-page-context", _drop_remote_loaders, priority=900)
+    app.add_config_value(
+        "hubrepro_edition", os.environ.get(ENV_EDITION, "full"), "env", types=[str]
+    )
+    app.connect("config-inited", _apply_edition)
+    app.connect("build-finished", _strip_copied_sources)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
