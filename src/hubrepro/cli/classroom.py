@@ -5,6 +5,18 @@
     hubrepro classroom list
     hubrepro classroom build [--src assignments] [--out _build/assignments] [NAME ...]
     hubrepro classroom grade ASSIGNMENT SUBMISSION.ipynb|.py [--student-id ID] [--json]
+                             [--timeout S] [--memory MB] [--sandbox auto|bwrap|none]
+                             [--salt SECRET]
+
+``grade`` runs the submission in a child process that only answers the grader's
+requests (call a function on hidden inputs, send back a variable); the grader computes
+the reference itself and decides every point. The child runs in a fresh temporary
+folder with a scrubbed environment, resource limits and without the hubrepro library,
+and everything it started is killed at the time limit. With bubblewrap (``bwrap``)
+installed it also sees none of your files and has no network; without it
+(``--sandbox none``, or ``auto`` where bwrap cannot run) it runs as you and could read
+your files by absolute path: grade there only in a container or as a user who owns
+nothing secret.
 
 ``grade`` exits with status 0 when every check passes, 1 when some fail (the score and
 per-check feedback are printed), 2 on usage errors. Book: :ref:`sec-classroom`.
@@ -62,12 +74,29 @@ def _add_actions(p: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         default=300.0,
-        help="seconds allowed to run the submission (default 300)",
+        help="seconds the submission may run, cells and checks together (default 300; must be positive)",
     )
     g.add_argument(
-        "--in-process",
-        action="store_true",
-        help="run the submission in this process (no time limit)",
+        "--memory",
+        type=int,
+        default=4096,
+        metavar="MB",
+        help="address space the submission may add to the libraries it loads (default 4096)",
+    )
+    g.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="OS isolation: bwrap (bubblewrap; an error where it cannot run), none "
+        "(limits only: the submission could read your files by absolute path), "
+        "auto (bwrap where it runs, else none; the default)",
+    )
+    g.add_argument(
+        "--salt",
+        default="",
+        metavar="SECRET",
+        help="a secret mixed into the seeds of the hidden inputs, so that students "
+        "cannot compute them in advance (default: none)",
     )
 
 
@@ -76,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
     from hubrepro import classroom
 
     if args.action == "list":
+        from hubrepro.classroom.core import ID_CHECK
+
         for name, spec in classroom.ASSIGNMENTS.items():
-            total = (
-                sum(c.points for c in spec.checks) + 2
-            )  # + "submitted for this student" and "implemented without the reference module"
             print(
-                f"{name}: {spec.title} ({total:g} points; implement {', '.join(spec.functions)}; report {', '.join(spec.answers)})"
+                f"{name}: {spec.title} ({spec.max_score:g} points; implement {', '.join(spec.functions)}; report {', '.join(spec.answers)})"
             )
+            print(f"    1  {ID_CHECK} -- the submission's STUDENT_ID")
             for c in spec.checks:
                 print(f"    {c.points:g}  {c.name} -- {c.description}")
         return 0
@@ -94,13 +123,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {files['student']}  (solution: {files['solution']})")
         print(f"manifest: {args.out}/manifest.json")
         return 0
-    report = classroom.grade(
-        args.assignment,
-        args.submission,
-        student_id=args.student_id,
-        isolate=not args.in_process,
-        timeout=args.timeout,
-    )
+    try:
+        report = classroom.grade(
+            args.assignment,
+            args.submission,
+            student_id=args.student_id,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            sandbox=args.sandbox,
+            salt=args.salt,
+        )
+    except (
+        RuntimeError
+    ) as err:  # the sandbox could not start: the machine, not the student
+        if getattr(args, "traceback", False):
+            raise
+        print(f"hubrepro classroom: error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(report.to_dict()) if args.json else report.to_text())
     return 0 if report.passed else 1
 
