@@ -499,6 +499,19 @@ def test_wire_format_round_trips_plain_data():
     assert back["odd"].type_name == "object"
 
 
+def test_wire_format_refuses_headers_nested_too_deep():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    msg = _harness.MAGIC + len(deep).to_bytes(4, "little") + bytes(4) + deep
+    with pytest.raises(_harness.ProtocolError, match="not JSON"):
+        _harness.unpack(io.BytesIO(msg).read)
+    bufs: list[bytes] = []
+    nested: list = []
+    for _ in range(100):
+        nested = [nested]
+    node = _harness.encode(nested, bufs)  # cut at MAX_DEPTH, not a RecursionError
+    assert "nesting deeper" in json.dumps(node)
+
+
 def test_wire_format_never_unpickles():
     import pickle
 
@@ -608,6 +621,25 @@ for fd in range(1, 256):
         except OSError:
             pass
 """,
+    # objects that claim to equal anything, and a float that claims to be the answer
+    "always_equal_objects": """
+class Anything(float):
+    def __eq__(self, other):
+        return True
+    __ne__ = lambda self, other: False
+    long = cpu = double = lambda self: self
+    sum = max = lambda self, *a, **k: self
+class Blob:
+    __eq__ = lambda self, other: True
+    __float__ = lambda self: 0.0
+    __index__ = __int__ = lambda self: 0
+def k_occurrence(sims, k):
+    return Blob()
+def skewness(n_k):
+    return Anything(-1.0)
+answer_skewness = Anything(-1.0)
+answer_top_hub = Blob()
+""",
     "sys_exit_zero": "import sys\nsys.exit(0)\n",
     "os_exit_zero": "import os\nos._exit(0)\n",
 }
@@ -656,6 +688,8 @@ def test_submission_cannot_read_files_by_relative_path(tmp_path):
 
 
 def test_library_is_hidden_from_the_submission(tmp_path):
+    d = student_data("a1_k_occurrence_skewness", "ada")
+    total, shape = float(d["sims"].double().sum()), tuple(d["sims"].shape)
     cells = [
         "from hubrepro.hubness import k_occurrence",
         "import hubrepro.hubness as h",
@@ -663,14 +697,35 @@ def test_library_is_hidden_from_the_submission(tmp_path):
         "import hubrepro\nf = hubrepro.hubness.skewness",
         "import importlib\nimportlib.import_module('hubrepro.' + 'retrieval')",
         "from hubrepro.classroom import student_data\nd = student_data('a1_k_occurrence_skewness', 'ada')",
-        "import torch, numpy\nassert isinstance(d['sims'], torch.Tensor)",
+        # the grader serves the student's own data
+        f"assert tuple(d['sims'].shape) == {shape!r} and float(d['sims'].double().sum()) == {total!r}",
+        "student_data('a9_nothing', 'ada')",
     ]
     sub = tmp_path / "imports.py"
     sub.write_text("".join(f"# %%\n{c}\n" for c in cells))
     report = grade("a1_k_occurrence_skewness", sub, student_id="ada", sandbox="none")
-    assert len(report.cell_errors) == 5, report.cell_errors
-    for i, err in enumerate(report.cell_errors, start=1):
+    assert len(report.cell_errors) == 6, report.cell_errors
+    for i, err in enumerate(report.cell_errors[:5], start=1):
         assert err.startswith(f"cell {i}: ") and "not available while grading" in err
+    assert report.cell_errors[5].startswith(
+        "cell 8: ValueError: student_data: `assignment` must be one of"
+    )
+
+
+def test_properties_earn_nothing_for_a_wrong_function(tmp_path):
+    # keeping the shape, or leaving the inputs alone, is no achievement for `return sims`
+    sub = tmp_path / "lazy.py"
+    sub.write_text(
+        "STUDENT_ID = 'x'\n"
+        "def inverted_softmax(sims, bank_query_sims, beta):\n"
+        "    return sims.clone()\n"
+    )
+    report = grade("a2_inverted_softmax", sub, sandbox="none")
+    assert report.score == 1, report.to_text()  # the STUDENT_ID only
+    by_name = {r.name: r for r in report.results}
+    assert (
+        "ranks the gallery differently" in by_name["inputs are not modified"].feedback
+    )
 
 
 @pytest.mark.parametrize("sandbox", ["none", "bwrap"])

@@ -82,7 +82,7 @@ def unpack(
         raise ProtocolError("a message larger than the grader accepts")
     try:
         header = json.loads(read_exact(n_json))
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ProtocolError(f"a message whose header is not JSON ({err})") from None
     if not isinstance(header, dict):
         raise ProtocolError("a message whose header is not a JSON object")
@@ -263,15 +263,14 @@ class _Channel:
         return unpack(self._read_exact)
 
     def send(self, header: dict[str, Any], buffers: list[bytes] = ()) -> None:  # type: ignore[assignment]
-        if sum(len(b) for b in buffers) > MAX_MESSAGE - MAX_JSON:
-            header, buffers = (
-                {
-                    "op": "result",
-                    "raised": f"the value is larger than {MAX_MESSAGE >> 20} MB",
-                },
-                [],
-            )
-        data = memoryview(pack(header, buffers))
+        try:
+            data = pack(header, buffers)
+            if len(data) > MAX_MESSAGE or len(data) - sum(map(len, buffers)) > MAX_JSON:
+                raise ValueError(f"larger than {MAX_MESSAGE >> 20} MB")
+        except Exception as err:  # too large, or impossible to write down
+            msg = f"the value cannot be sent back ({_text(err)})"
+            data = pack({"op": "result", "raised": msg})
+        data = memoryview(data)
         while data:
             data = data[os.write(self.fd_out, data) :]
 

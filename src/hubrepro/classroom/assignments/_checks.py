@@ -7,7 +7,7 @@ student reads; nothing here knows a solution.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -94,8 +94,16 @@ def same_order(
         )
 
 
-def unchanged(requests: Sequence[Any], outcomes: Sequence[Outcome]) -> None:
-    """Every argument came back from the call as it was sent (``Call.return_args``)."""
+def unchanged(
+    requests: Sequence[Any],
+    outcomes: Sequence[Outcome],
+    correct: Callable[[Sequence[Any], Sequence[Outcome]], None],
+) -> None:
+    """Every argument came back from the call as sent (``Call.return_args``), and right.
+
+    ``correct(requests, outcomes)`` must pass too: leaving the inputs alone earns
+    nothing for a function that does not work.
+    """
     for call, out in zip(requests, outcomes, strict=True):
         for i, (sent, back) in enumerate(zip(call.args, out.args, strict=True)):
             if isinstance(sent, torch.Tensor) and not (
@@ -106,6 +114,7 @@ def unchanged(requests: Sequence[Any], outcomes: Sequence[Outcome]) -> None:
                 raise CheckFailed(
                     f"`{call.function}` modified its input argument {i + 1}; work on a new tensor instead"
                 )
+    correct(requests, outcomes)
 
 
 def randint(g: torch.Generator, low: int, high: int) -> int:

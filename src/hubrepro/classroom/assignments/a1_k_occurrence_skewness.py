@@ -117,7 +117,16 @@ def _a1_pure_inputs(case: Case) -> list[Call]:
 
 
 def _a1_pure(case: Case, requests: Sequence[Call], outcomes: Sequence[Outcome]) -> None:
-    unchanged(requests, outcomes)
+    def correct(requests: Sequence[Call], outcomes: Sequence[Outcome]) -> None:
+        try:
+            _a1_kocc(case, requests[:1], outcomes[:1])
+            _a1_skew(case, requests[1:], outcomes[1:])
+        except CheckFailed as err:
+            raise CheckFailed(
+                f"the inputs were left unchanged, but the results must be right too: {err}"
+            ) from None
+
+    unchanged(requests, outcomes, correct)
 
 
 def _a1_n_k(case: Case) -> torch.Tensor:
@@ -178,7 +187,7 @@ ASSIGNMENT = Assignment(
         Check(
             "inputs are not modified",
             1,
-            "both functions leave their arguments unchanged",
+            "both functions leave their arguments unchanged (and return the right result)",
             _a1_pure_inputs,
             _a1_pure,
         ),

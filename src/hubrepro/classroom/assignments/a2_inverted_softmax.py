@@ -95,6 +95,18 @@ def _a2_shape(
         raise CheckFailed(
             f"inverted_softmax must keep the shape {tuple(sims.shape)} and dtype {sims.dtype} of `sims`; got {tuple(got.shape)}, {got.dtype}"
         )
+    _a2_right(requests, outcomes, "the shape and dtype are kept, but the ranking")
+
+
+def _a2_right(requests: Sequence[Call], outcomes: Sequence[Outcome], what: str) -> None:
+    """A float32 result ranks like the float64 reference (a property earns nothing alone)."""
+    sims, bank, beta = requests[0].args
+    same_order(
+        tensor_of(outcomes[0].value, "inverted_softmax's result"),
+        _is_reference(sims.double(), bank.double(), beta),
+        f"{what} must be right too; IS with beta={beta:g}",
+        rtol=1e-5,
+    )
 
 
 def _a2_ranking_inputs(case: Case) -> list[Call]:
@@ -155,7 +167,11 @@ def _a2_pure_inputs(case: Case) -> list[Call]:
 
 
 def _a2_pure(case: Case, requests: Sequence[Call], outcomes: Sequence[Outcome]) -> None:
-    unchanged(requests, outcomes)
+    unchanged(
+        requests,
+        outcomes,
+        lambda r, o: _a2_right(r, o, "the inputs were left unchanged, but the ranking"),
+    )
 
 
 def _r1(sims: torch.Tensor) -> float:
@@ -199,7 +215,7 @@ ASSIGNMENT = Assignment(
         Check(
             "shape and dtype are kept",
             1,
-            "same shape and dtype as `sims`",
+            "same shape and dtype as `sims` (and the ranking right)",
             _a2_shape_inputs,
             _a2_shape,
         ),
@@ -220,7 +236,7 @@ ASSIGNMENT = Assignment(
         Check(
             "inputs are not modified",
             1,
-            "`sims` and `bank_query_sims` unchanged",
+            "`sims` and `bank_query_sims` unchanged (and the ranking right)",
             _a2_pure_inputs,
             _a2_pure,
         ),
