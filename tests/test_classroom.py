@@ -895,6 +895,32 @@ def test_cli_refuses_a_timeout_that_is_not_positive(tmp_path, capsys, value):
     assert "`timeout` must be a positive number of seconds" in err
 
 
+def test_sandbox_choice_without_bubblewrap(tmp_path, monkeypatch, capsys):
+    from hubrepro import classroom
+    from hubrepro.classroom import isolation
+
+    monkeypatch.setattr(
+        isolation, "bwrap_status", lambda: (None, "bwrap is not installed")
+    )
+    sub = tmp_path / "s.py"
+    sub.write_text("STUDENT_ID = 'x'\n")
+    with pytest.raises(ValueError, match="`sandbox` must be usable on this machine"):
+        grade("a1_k_occurrence_skewness", sub, sandbox="bwrap")
+    report = grade("a1_k_occurrence_skewness", sub, sandbox="auto")
+    assert report.sandbox.startswith("none (bwrap is not installed; ")
+    assert "could read your files by absolute path" in report.to_text()
+
+    def no_sandbox(*args, **kwargs):
+        raise RuntimeError("the grading sandbox did not start: exit status 127")
+
+    monkeypatch.setattr(classroom, "grade", no_sandbox)
+    assert cli_main(["classroom", "grade", "a1_k_occurrence_skewness", str(sub)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "hubrepro classroom: error: the grading sandbox did not start: exit status 127"
+    )
+
+
 def test_cli_usage_errors(tmp_path, capsys):
     assert cli_main(["classroom", "grade", "zzz", str(tmp_path / "x.py")]) == 2
     assert "`assignment` must be one of" in capsys.readouterr().err

@@ -8,15 +8,9 @@
                              [--timeout S] [--memory MB] [--sandbox auto|bwrap|none]
                              [--salt SECRET]
 
-``grade`` runs the submission in a child process that only answers the grader's
-requests (call a function on hidden inputs, send back a variable); the grader computes
-the reference itself and decides every point. The child runs in a fresh temporary
-folder with a scrubbed environment, resource limits and without the hubrepro library,
-and everything it started is killed at the time limit. With bubblewrap (``bwrap``)
-installed it also sees none of your files and has no network; without it
-(``--sandbox none``, or ``auto`` where bwrap cannot run) it runs as you and could read
-your files by absolute path: grade there only in a container or as a user who owns
-nothing secret.
+``grade`` runs the submission in a sandboxed child process that only answers the
+grader's requests; the grader decides every point (``grade --help`` says what the
+sandbox does and does not protect against).
 
 ``grade`` exits with status 0 when every check passes, 1 when some fail (the score and
 per-check feedback are printed), 2 on usage errors. Book: :ref:`sec-classroom`.
@@ -28,6 +22,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+
+_GRADE_HELP = """\
+Grade one submission. It runs in a child process that only answers the grader's
+requests (call a function on hidden inputs, send back a variable); the grader
+computes the reference itself and decides every point, so nothing the submission
+prints, writes or patches reaches the report. The child starts in a fresh temporary
+folder, with a scrubbed environment, limits on CPU time, memory, file size and
+processes, and without the hubrepro library (only hubrepro.classroom.student_data);
+everything it starts is killed at --timeout.
+
+With bubblewrap (bwrap) it also sees none of your files and has no network. Without
+it (--sandbox none, or auto where bwrap cannot run) it runs as you and could read your
+files by absolute path: grade there only in a container or as a user who owns nothing
+secret. Exit status: 0 all checks passed, 1 some failed, 2 usage error or no sandbox.
+"""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -59,7 +68,12 @@ def _add_actions(p: argparse.ArgumentParser) -> None:
         default="_build/assignments",
         help="output folder (default: _build/assignments)",
     )
-    g = sub.add_parser("grade", help="grade a submitted notebook or module")
+    g = sub.add_parser(
+        "grade",
+        help="grade a submitted notebook or module",
+        description=_GRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g.add_argument("assignment", help="assignment name (see `list`)")
     g.add_argument("submission", help="the student's .ipynb, .py or jupytext .md file")
     g.add_argument(
