@@ -935,3 +935,21 @@ def test_endless_submission_is_stopped(tmp_path):
     report = grade("a1_k_occurrence_skewness", sub, timeout=4, sandbox="none")
     assert not report.passed and report.score == 0
     assert "longer than 4 s" in report.results[0].feedback
+
+
+def test_checks_before_a_looping_function_keep_their_points(tmp_path):
+    sub = tmp_path / "slow.py"
+    sub.write_text(
+        "import torch\nSTUDENT_ID = 'x'\n"
+        "def k_occurrence(sims, k):\n"
+        "    top = sims.topk(k, dim=1).indices.reshape(-1)\n"
+        "    return torch.bincount(top, minlength=sims.shape[1])\n"
+        "def skewness(n_k):\n"
+        "    while True:\n        pass\n"
+    )
+    report = grade("a1_k_occurrence_skewness", sub, timeout=10, sandbox="none")
+    by_name = {r.name: r for r in report.results}
+    assert by_name["k_occurrence matches the library"].passed
+    assert "ran longer than 10 s" in by_name["skewness matches the library"].feedback
+    assert by_name["answer_top_hub on your data"].feedback.startswith("not graded: ")
+    assert report.score == 4  # STUDENT_ID and k_occurrence
