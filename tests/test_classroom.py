@@ -766,6 +766,9 @@ def test_grandchild_does_not_survive_the_timeout(tmp_path, sandbox):
     assert report.score == 0
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="address-space limits are Linux's"
+)
 def test_resource_limits_reach_the_submission(tmp_path):
     sub = tmp_path / "greedy.py"
     sub.write_text(
