@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hubrepro._validation import fail
+from hubrepro.classroom.assignments import ASSIGNMENTS
+from hubrepro.classroom.core import ID_CHECK
 
 __all__ = [
     "BEGIN_SOLUTION",
@@ -237,8 +239,6 @@ def build_assignments(
     ----
     :ref:`sec-classroom`.
     """
-    from hubrepro.classroom.assignments import ASSIGNMENTS
-
     sources = {p.stem: p for p in find_assignment_sources(src_dir)}
     if names is not None:
         wanted = list(names)
@@ -271,17 +271,28 @@ def build_assignments(
         _convert(src, solution_source, solution)
         written[name] = {"student": str(student), "solution": str(solution)}
         spec = ASSIGNMENTS.get(name)
+        checks = (
+            [
+                {
+                    "name": ID_CHECK,
+                    "points": 1,
+                    "description": "the submission's STUDENT_ID is the graded student's",
+                }
+            ]
+            + [
+                {"name": c.name, "points": c.points, "description": c.description}
+                for c in spec.checks
+            ]
+            if spec
+            else []
+        )
         manifest[name] = {
             "title": spec.title if spec else None,
             "student": str(student.relative_to(out)),
             "solution": str(solution.relative_to(out)),
             "graded": spec is not None,
-            "checks": [
-                {"name": c.name, "points": c.points, "description": c.description}
-                for c in spec.checks
-            ]
-            if spec
-            else [],
+            "max_score": spec.max_score if spec else None,
+            "checks": checks,
             "grade_command": f"python -m hubrepro.classroom grade {name} SUBMISSION.ipynb --student-id ID",
         }
     (out).mkdir(parents=True, exist_ok=True)

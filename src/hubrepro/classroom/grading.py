@@ -1,221 +1,64 @@
-"""Grade a submitted notebook or module against the library's reference implementations.
+"""Grade a submitted notebook or module: the grader decides every point.
 
-The grader runs the submission's code cells one by one in a fresh namespace (a cell
-that raises is recorded and the next cell still runs, so one unfinished exercise does
-not hide the others), then runs the assignment's checks
-(:mod:`hubrepro.classroom.assignments`). Each check calls the student's function on
-hidden inputs and compares it with the reference implementation in :mod:`hubrepro`
-(looked up by name when the check runs), or compares a reported answer with the
-reference answer on the student's own data variant (``--student-id``).
+The submission runs in a child process (:class:`~hubrepro.classroom.sandbox.Sandbox`):
+a fresh temporary folder, a scrubbed environment, resource limits, no ``hubrepro``
+library, its whole process tree killed at the time limit, and OS isolation with
+bubblewrap where it is installed. The child runs the code cells one by one (a cell
+that raises, ``sys.exit`` included, is recorded and the next cell still runs, so one
+unfinished exercise does not hide the others) and then only answers requests: call
+this function on these inputs, send back this variable.
 
-By default the command line grades in a child process with a time limit, so a
-submission that loops or crashes the interpreter cannot take the grader down.
+Everything else happens here, in the grader's process: the hidden inputs of each check
+are drawn from a seed of the student and the check, the reference is computed with the
+library, the outputs that came back as plain arrays and numbers are compared with it,
+and the points are counted. Nothing the submission prints, writes or patches reaches
+the report.
 
-Book: :ref:`sec-classroom`.
+Book: :ref:`sec-classroom-collect-grade`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import importlib
-import io
-import json
-import os
-import re
-import subprocess
-import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hubrepro._validation import fail
+from hubrepro.classroom._harness import ProtocolError, decode
+from hubrepro.classroom.assignments import get_assignment, student_data
+from hubrepro.classroom.core import (
+    ID_CHECK,
+    Answer,
+    Call,
+    Case,
+    Check,
+    CheckFailed,
+    CheckResult,
+    GradeReport,
+    Outcome,
+    ReferenceUnavailable,
+    student_seed,
+)
+from hubrepro.classroom.isolation import describe, resolve_isolation
+from hubrepro.classroom.sandbox import Limits, Sandbox, SandboxStopped
 
-__all__ = [
-    "CheckFailed",
-    "CheckResult",
-    "GradeReport",
-    "Context",
-    "load_submission",
-    "grade",
-    "reference",
-]
-
-
-class CheckFailed(Exception):
-    """Raised by a check with the feedback shown to the student."""
-
-
-class ReferenceUnavailable(Exception):
-    """The library function a check compares with is not part of this installation."""
-
-
-def reference(dotted: str) -> Callable[..., Any]:
-    """Return the library object ``hubrepro.<module>.<name>`` named by ``dotted``.
-
-    Looked up when a check runs, so the classroom machinery imports even where a
-    module of the library is missing; the check then reports it instead of crashing.
-    """
-    module, _, name = dotted.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ReferenceUnavailable(
-            f"the reference `{dotted}` is not available in this installation ({err})"
-        ) from None
-    return obj
+__all__ = ["grade", "submission_cells"]
 
 
-@dataclasses.dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check: its name, points earned out of ``points``, feedback."""
+def submission_cells(path: str | Path) -> list[str]:
+    """The code cells of a submission, in order, without running anything.
 
-    name: str
-    points: float
-    earned: float
-    feedback: str
-    error: bool = False  # the grader itself could not run the check (missing reference)
+    A ``.ipynb`` or jupytext ``.md`` notebook gives its code cells; a ``.py`` module
+    is split at ``# %%`` lines (jupytext percent format, VS Code). IPython magics and
+    shell escapes (lines starting with ``%`` or ``!``) are blanked: the grader runs
+    without IPython.
 
-    @property
-    def passed(self) -> bool:
-        return self.earned >= self.points
-
-
-@dataclasses.dataclass(frozen=True)
-class GradeReport:
-    """Every check's result plus the cells of the submission that raised."""
-
-    assignment: str
-    student_id: str
-    submission: str
-    results: tuple[CheckResult, ...]
-    cell_errors: tuple[str, ...] = ()
-
-    @property
-    def score(self) -> float:
-        return sum(r.earned for r in self.results)
-
-    @property
-    def max_score(self) -> float:
-        return sum(r.points for r in self.results)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.results) and all(r.passed for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.update(score=self.score, max_score=self.max_score, passed=self.passed)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GradeReport:
-        return cls(
-            assignment=d["assignment"],
-            student_id=d["student_id"],
-            submission=d["submission"],
-            results=tuple(CheckResult(**r) for r in d["results"]),
-            cell_errors=tuple(d.get("cell_errors", ())),
-        )
-
-    def to_text(self) -> str:
-        lines = [f"{self.assignment} -- student {self.student_id} -- {self.submission}"]
-        for r in self.results:
-            mark = "PASS" if r.passed else ("ERROR" if r.error else "FAIL")
-            lines.append(
-                f"  [{mark:5}] {r.name} ({r.earned:g}/{r.points:g})"
-                + (f": {r.feedback}" if r.feedback else "")
-            )
-        if self.cell_errors:
-            lines.append("  cells that raised while running the submission:")
-            lines.extend(f"    {e}" for e in self.cell_errors)
-        lines.append(
-            f"  score: {self.score:g}/{self.max_score:g}"
-            + ("" if self.passed else " -- not yet complete")
-        )
-        return "\n".join(lines)
-
-
-@dataclasses.dataclass
-class Context:
-    """What a check sees: the submission's namespace, the student id and their data."""
-
-    namespace: dict[str, Any]
-    student_id: str
-    data: dict[str, Any]
-    source: str = ""  # the submission's code, all cells
-
-    def function(self, name: str) -> Callable[..., Any]:
-        """The student's function ``name`` (fails the check when it is not defined)."""
-        f = self.namespace.get(name)
-        if not callable(f):
-            raise CheckFailed(
-                f"the submission defines no function `{name}`; keep the name given in the assignment"
-            )
-        return f
-
-    def value(self, name: str) -> Any:
-        """The student's answer variable ``name`` (fails the check when it is not set)."""
-        if name not in self.namespace:
-            raise CheckFailed(
-                f"the submission sets no variable `{name}`; run the cell that computes it"
-            )
-        return self.namespace[name]
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the student's function, turning its exceptions into feedback."""
-        f = self.function(name)
-        try:
-            return f(*args, **kwargs)
-        except NotImplementedError:
-            raise CheckFailed(
-                f"`{name}` is not implemented yet (it raised NotImplementedError)"
-            ) from None
-        except Exception as err:  # the student's bug, reported, not propagated
-            raise CheckFailed(f"`{name}` raised {type(err).__name__}: {err}") from None
-
-
-def _code_cells(path: Path) -> list[str]:
-    suffix = path.suffix.lower()
-    if suffix == ".py":
-        text = path.read_text()
-        # `# %%` cells (jupytext percent format, VS Code) run one by one like notebook cells
-        cells, cur = [], []
-        for line in text.splitlines(keepends=True):
-            if line.startswith("# %%") and cur:
-                cells.append("".join(cur))
-                cur = []
-            cur.append(line)
-        cells.append("".join(cur))
-        return cells
-    if suffix in (".ipynb", ".md"):
-        import jupytext
-
-        nb = jupytext.read(path)
-        return [c.source for c in nb.cells if c.cell_type == "code"]
-    fail(
-        "grade",
-        "submission",
-        "a .ipynb notebook, a .py module or a jupytext .md notebook",
-        repr(path.name),
-    )
-    raise AssertionError
-
-
-def _drop_magics(src: str) -> str:
-    # IPython magics and shell escapes are not Python; the grader runs without IPython
-    return "\n".join(
-        "" if line.lstrip().startswith(("%", "!")) else line
-        for line in src.splitlines()
-    )
-
-
-def load_submission(path: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """Run a submission's code cells in a fresh namespace.
-
-    Returns the namespace and one line per cell that raised (``cell N: Error: message``).
-    A raising cell does not stop the later cells.
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Another suffix, or a notebook that cannot be read.
     """
     p = Path(path)
     if not p.is_file():
@@ -226,75 +69,142 @@ def load_submission(path: str | Path) -> tuple[dict[str, Any], list[str]]:
             repr(str(p)),
             exc=FileNotFoundError,
         )
-    cells = _code_cells(p)
-    ns: dict[str, Any] = {
-        "__name__": "__submission__",
-        "__file__": str(p),
-        "__source__": "\n".join(cells),
-    }
-    errors: list[str] = []
-    old_cwd = os.getcwd()
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    try:
-        os.chdir(p.parent)
-        for i, src in enumerate(cells, start=1):
-            try:
-                code = compile(_drop_magics(src), f"<{p.name} cell {i}>", "exec")
-                # the submission's prints would mix with the report (and break --json)
-                with contextlib.redirect_stdout(io.StringIO()):
-                    exec(code, ns)  # noqa: S102 -- running the submission is the grader's job
-            except Exception as err:
-                errors.append(f"cell {i}: {type(err).__name__}: {err}")
-    finally:
-        os.chdir(old_cwd)
-    return ns, errors
+    suffix = p.suffix.lower()
+    if suffix == ".py":
+        text = p.read_text(errors="replace")
+        cells, cur = [], []
+        for line in text.splitlines(keepends=True):
+            if line.startswith("# %%") and cur:
+                cells.append("".join(cur))
+                cur = []
+            cur.append(line)
+        cells.append("".join(cur))
+    elif suffix in (".ipynb", ".md"):
+        import jupytext
 
-
-def _forbidden_uses(forbidden: tuple[str, ...], source: str) -> list[str]:
-    """Names of ``forbidden`` modules (``hubrepro.x``) that ``source`` imports or uses."""
-    found = []
-    for dotted in forbidden:
-        parent, _, leaf = dotted.rpartition(".")
-        pats = [
-            re.escape(dotted) + r"\b",
-            r"from\s+"
-            + re.escape(parent)
-            + r"\s+import\s+[^\n]*\b"
-            + re.escape(leaf)
-            + r"\b",
-        ]
-        if any(re.search(pat, source) for pat in pats):
-            found.append(dotted)
-    return found
-
-
-def _own_work(forbidden: tuple[str, ...], source: str) -> CheckResult:
-    name = "implemented without the reference module"
-    used = _forbidden_uses(forbidden, source)
-    if used:
-        return CheckResult(
-            name,
-            1,
-            0.0,
-            f"the submission uses {', '.join(used)}, which the grader compares with; "
-            "write the code yourself",
+        try:
+            nb = jupytext.read(p)
+            cells = [str(c.source) for c in nb.cells if c.cell_type == "code"]
+        except Exception as err:
+            fail(
+                "grade",
+                "submission",
+                "a notebook jupytext can read",
+                f"{p.name} ({type(err).__name__}: {str(err)[:200]})",
+                "Hand in the .ipynb file saved by Jupyter.",
+            )
+            raise AssertionError from None
+    else:
+        fail(
+            "grade",
+            "submission",
+            "a .ipynb notebook, a .py module or a jupytext .md notebook",
+            repr(p.name),
         )
-    return CheckResult(name, 1, 1.0, "")
+        raise AssertionError
+    return [_drop_magics(c) for c in cells]
 
 
-def _run_check(check, ctx: Context) -> CheckResult:
+def _drop_magics(src: str) -> str:
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line
+        for line in src.splitlines()
+    )
+
+
+def _serve_data(assignment: Any, student_id: Any) -> dict[str, Any]:
+    """``student_data`` for the submission: validated here, computed with the library."""
+    return student_data(assignment, student_id)
+
+
+def _ask(box: Sandbox, request: Call | Answer) -> Outcome:
+    """Send one request; the outcome, or ``CheckFailed`` with the student's feedback."""
+    if isinstance(request, Answer):
+        reply = box.value(request.name)
+        if reply.get("missing"):
+            raise CheckFailed(
+                f"the submission sets no variable `{request.name}`; run the cell that computes it"
+            )
+    else:
+        reply = box.call(
+            request.function,
+            request.args,
+            dict(request.kwargs),
+            grad=request.grad,
+            return_args=request.return_args,
+        )
+        name = request.function
+        if reply.get("missing"):
+            raise CheckFailed(
+                f"the submission defines no function `{name}`; keep the name given in the assignment"
+            )
+        raised = reply.get("raised")
+        if raised is not None:
+            raised = str(raised)
+            if raised.split(":")[0] == "NotImplementedError":
+                raise CheckFailed(
+                    f"`{name}` is not implemented yet (it raised NotImplementedError)"
+                )
+            raise CheckFailed(f"`{name}` raised {raised}")
+    bufs = reply.get("_buffers", [])
     try:
-        check.func(ctx)
+        grad_error = reply.get("grad_error")
+        return Outcome(
+            value=decode(reply.get("value"), bufs),
+            args=tuple(decode(reply["args"], bufs)) if "args" in reply else (),
+            grads=tuple(decode(reply["grads"], bufs)) if "grads" in reply else (),
+            grad_error=None if grad_error is None else str(grad_error)[:600],
+        )
+    except ProtocolError as err:
+        raise CheckFailed(
+            f"what the submission sent back could not be read ({err})"
+        ) from None
+
+
+def _run_check(check: Check, case: Case, box: Sandbox) -> CheckResult:
+    def result(earned: float, feedback: str = "", error: bool = False) -> CheckResult:
+        return CheckResult(check.name, check.points, earned, feedback, error)
+
+    try:
+        requests = list(check.inputs(case))
+        outcomes = [_ask(box, r) for r in requests]
+        check.compare(case, requests, outcomes)
     except CheckFailed as err:
-        return CheckResult(check.name, check.points, 0.0, str(err))
+        return result(0.0, str(err))
     except ReferenceUnavailable as err:
-        return CheckResult(check.name, check.points, 0.0, str(err), error=True)
+        return result(0.0, str(err), error=True)
+    except SandboxStopped:
+        raise
     except Exception as err:
         tb = traceback.format_exception_only(type(err), err)[-1].strip()
-        return CheckResult(
-            check.name, check.points, 0.0, f"the check crashed on this submission: {tb}"
+        return result(0.0, f"the check crashed on this submission's output: {tb}")
+    return result(check.points)
+
+
+def _id_check(submitted: Any, student_id: str | None) -> tuple[CheckResult, str]:
+    """The "submitted for this student" check, and the id whose data are graded."""
+    sid = student_id if student_id is not None else submitted
+    if sid is None:
+        why = "no `STUDENT_ID` in the submission and no --student-id given"
+        return CheckResult(ID_CHECK, 1, 0.0, why), "unknown"
+    if not isinstance(sid, str) or not sid.strip():
+        why = f"the submission's STUDENT_ID must be a non-empty roster id; got {sid!r}"
+        return CheckResult(ID_CHECK, 1, 0.0, why[:300]), "unknown"
+    sid = sid.strip()
+    ok = isinstance(submitted, str) and submitted.strip() == sid
+    if ok:
+        why = ""
+    elif submitted is None:
+        why = "the submission sets no `STUDENT_ID`"
+    else:
+        shown = (
+            submitted if isinstance(submitted, int | float | str) else "a non-string"
         )
-    return CheckResult(check.name, check.points, check.points, "")
+        why = (
+            f"the submission's STUDENT_ID is {shown!r}, not {sid!r}: "
+            "its answers were computed on another student's data"
+        )
+    return CheckResult(ID_CHECK, 1, 1.0 if ok else 0.0, why[:300]), sid
 
 
 def grade(
@@ -302,10 +212,12 @@ def grade(
     submission: str | Path,
     *,
     student_id: str | None = None,
-    isolate: bool = False,
     timeout: float = 300.0,
+    memory_mb: int = 4096,
+    sandbox: str = "auto",
+    salt: str = "",
 ) -> GradeReport:
-    """Grade ``submission`` for ``assignment``.
+    """Grade ``submission`` for ``assignment``; every point is decided by the grader.
 
     Parameters
     ----------
@@ -314,118 +226,87 @@ def grade(
     submission : path
         The student's ``.ipynb`` notebook, ``.py`` module or jupytext ``.md`` notebook.
     student_id : str, optional
-        The student whose data variant the answers are checked on. Default: the
-        submission's ``STUDENT_ID``. When both are given and differ, the
-        "submitted for this student" check fails.
-    isolate : bool, default False
-        Run in a child process with a time limit (the command line's default).
+        The student whose data variant the answers are checked on (and whose hidden
+        inputs are drawn). Default: the submission's ``STUDENT_ID``. When both are
+        given and differ, the "submitted for this student" check fails.
     timeout : float, default 300
-        Seconds allowed to the child process when ``isolate``.
+        Seconds the submission may spend running its cells and answering the checks
+        (wall clock; the grader's own work does not count). Must be positive.
+    memory_mb : int, default 4096
+        Address space the submission may use beyond the libraries loaded before it.
+    sandbox : {"auto", "bwrap", "none"}, default "auto"
+        OS isolation: ``"bwrap"`` (bubblewrap; an error if it cannot run here),
+        ``"none"`` (a child process with limits only), ``"auto"`` (bwrap where it
+        works). The report's ``sandbox`` says which one ran.
+    salt : str, default ""
+        A teacher's secret mixed into the seeds of the hidden inputs, so that they
+        cannot be computed before grading.
 
     Returns
     -------
     GradeReport
-        Per-check feedback and the score; ``report.passed`` is true when every check passed.
+        Per-check feedback and the score; ``report.passed`` is true when every check
+        passed.
 
     Raises
     ------
     ValueError
-        Unknown assignment; FileNotFoundError: no such submission.
+        Unknown assignment, a timeout that is not positive, an unknown or unusable
+        ``sandbox``, an unreadable submission. FileNotFoundError: no such submission.
+        RuntimeError: the grading sandbox could not start.
 
     Book
     ----
     :ref:`sec-classroom-collect-grade`.
     """
-    from hubrepro.classroom.assignments import get_assignment, student_data
-
     spec = get_assignment(assignment, func="grade")
-    path = Path(submission)
-    if not path.is_file():
-        fail(
-            "grade",
-            "submission",
-            "an existing file",
-            repr(str(path)),
-            exc=FileNotFoundError,
-        )
-    if isolate:
-        return _grade_in_child(spec.name, path, student_id, timeout)
-    ns, cell_errors = load_submission(path)
-    submitted_for = ns.get("STUDENT_ID")
-    sid = student_id if student_id is not None else submitted_for
-    results: list[CheckResult] = []
-    if sid is None:
-        results.append(
-            CheckResult(
-                "submitted for this student",
-                1,
-                0.0,
-                "no `STUDENT_ID` in the submission and no --student-id given",
-            )
-        )
-        sid = "unknown"
-    else:
-        sid = str(sid)
-        ok = submitted_for is not None and str(submitted_for) == sid
-        why = (
-            ""
-            if ok
-            else (
-                f"the submission's STUDENT_ID is {submitted_for!r}, not {sid!r}: its answers were computed on another student's data"
-                if submitted_for is not None
-                else "the submission sets no `STUDENT_ID`"
-            )
-        )
-        results.append(
-            CheckResult("submitted for this student", 1, 1.0 if ok else 0.0, why)
-        )
-    ctx = Context(
-        namespace=ns,
-        student_id=sid,
-        data=student_data(spec.name, sid),
-        source=str(ns.get("__source__", "")),
-    )
-    results.append(_own_work(spec.forbidden, ctx.source))
-    results.extend(_run_check(c, ctx) for c in spec.checks)
-    return GradeReport(spec.name, sid, str(path), tuple(results), tuple(cell_errors))
-
-
-def _grade_in_child(
-    name: str, path: Path, student_id: str | None, timeout: float
-) -> GradeReport:
-    cmd = [
-        sys.executable,
-        "-m",
-        "hubrepro.classroom",
-        "grade",
-        name,
-        str(path),
-        "--in-process",
-        "--json",
-    ]
+    limits = Limits(timeout=timeout, memory_mb=memory_mb)
+    limits.check("grade")
     if student_id is not None:
-        cmd += ["--student-id", student_id]
-    env = dict(os.environ, MPLBACKEND="Agg")
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env
-        )
-    except subprocess.TimeoutExpired:
-        r = CheckResult(
-            "runs within the time limit",
-            1,
-            0.0,
-            f"grading took longer than {timeout:g} s; look for an endless loop",
-        )
-        return GradeReport(name, str(student_id), str(path), (r,))
-    try:
-        return GradeReport.from_dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-    except (json.JSONDecodeError, IndexError, KeyError):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        r = CheckResult(
-            "runs to the end",
-            1,
-            0.0,
-            "the submission stopped the grader: " + " | ".join(tail),
-        )
-        return GradeReport(name, str(student_id), str(path), (r,))
+        student_seed(spec.name, student_id)  # refuses an empty or non-string id
+        student_id = student_id.strip()
+    if not isinstance(salt, str):
+        fail("grade", "salt", "a str", repr(salt), exc=TypeError)
+    cells = submission_cells(submission)
+    isolation = resolve_isolation(sandbox)
+    path = str(Path(submission))
+
+    results: list[CheckResult] = []
+    cell_errors: list[str] = []
+    sid = student_id or "unknown"
+    with Sandbox(isolation=isolation, limits=limits, serve_data=_serve_data) as box:
+        try:
+            cell_errors = box.run_cells(cells)
+            reply = box.value("STUDENT_ID")
+            try:
+                submitted = (
+                    None
+                    if reply.get("missing")
+                    else decode(reply.get("value"), reply["_buffers"])
+                )
+            except ProtocolError:
+                submitted = None
+            id_result, sid = _id_check(submitted, student_id)
+            results.append(id_result)
+            case_data = student_data(spec.name, sid)
+            cache: dict[str, Any] = {}
+            for check in spec.checks:
+                case = Case(spec.name, sid, check.name, case_data, salt, cache)
+                results.append(_run_check(check, case, box))
+        except SandboxStopped as stop:
+            done = {r.name for r in results}
+            for name, points in [(ID_CHECK, 1.0)] + [
+                (c.name, c.points) for c in spec.checks
+            ]:
+                if name not in done:
+                    results.append(
+                        CheckResult(name, points, 0.0, f"not graded: {stop}")
+                    )
+    return GradeReport(
+        spec.name,
+        sid,
+        path,
+        tuple(results),
+        tuple(cell_errors),
+        sandbox=describe(isolation),
+    )

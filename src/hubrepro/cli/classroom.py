@@ -5,6 +5,12 @@
     hubrepro classroom list
     hubrepro classroom build [--src assignments] [--out _build/assignments] [NAME ...]
     hubrepro classroom grade ASSIGNMENT SUBMISSION.ipynb|.py [--student-id ID] [--json]
+                             [--timeout S] [--memory MB] [--sandbox auto|bwrap|none]
+                             [--salt SECRET]
+
+``grade`` runs the submission in a sandboxed child process that only answers the
+grader's requests; the grader decides every point (``grade --help`` says what the
+sandbox does and does not protect against).
 
 ``grade`` exits with status 0 when every check passes, 1 when some fail (the score and
 per-check feedback are printed), 2 on usage errors. Book: :ref:`sec-classroom`.
@@ -16,6 +22,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+
+_GRADE_HELP = """\
+Grade one submission. It runs in a child process that only answers the grader's
+requests (call a function on hidden inputs, send back a variable); the grader
+computes the reference itself and decides every point, so nothing the submission
+prints, writes or patches reaches the report. The child starts in a fresh temporary
+folder, with a scrubbed environment, limits on CPU time, memory, file size and
+processes, and without the hubrepro library (only hubrepro.classroom.student_data);
+everything it starts is killed at --timeout.
+
+With bubblewrap (bwrap) it also sees none of your files and has no network. Without
+it (--sandbox none, or auto where bwrap cannot run) it runs as you and could read your
+files by absolute path: grade there only in a container or as a user who owns nothing
+secret. Exit status: 0 all checks passed, 1 some failed, 2 usage error or no sandbox.
+"""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -47,7 +68,12 @@ def _add_actions(p: argparse.ArgumentParser) -> None:
         default="_build/assignments",
         help="output folder (default: _build/assignments)",
     )
-    g = sub.add_parser("grade", help="grade a submitted notebook or module")
+    g = sub.add_parser(
+        "grade",
+        help="grade a submitted notebook or module",
+        description=_GRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g.add_argument("assignment", help="assignment name (see `list`)")
     g.add_argument("submission", help="the student's .ipynb, .py or jupytext .md file")
     g.add_argument(
@@ -62,12 +88,29 @@ def _add_actions(p: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         default=300.0,
-        help="seconds allowed to run the submission (default 300)",
+        help="seconds the submission may run, cells and checks together (default 300; must be positive)",
     )
     g.add_argument(
-        "--in-process",
-        action="store_true",
-        help="run the submission in this process (no time limit)",
+        "--memory",
+        type=int,
+        default=4096,
+        metavar="MB",
+        help="address space the submission may add to the libraries it loads (default 4096)",
+    )
+    g.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="OS isolation: bwrap (bubblewrap; an error where it cannot run), none "
+        "(limits only: the submission could read your files by absolute path), "
+        "auto (bwrap where it runs, else none; the default)",
+    )
+    g.add_argument(
+        "--salt",
+        default="",
+        metavar="SECRET",
+        help="a secret mixed into the seeds of the hidden inputs, so that students "
+        "cannot compute them in advance (default: none)",
     )
 
 
@@ -76,13 +119,13 @@ def run(args: argparse.Namespace) -> int:
     from hubrepro import classroom
 
     if args.action == "list":
+        from hubrepro.classroom.core import ID_CHECK
+
         for name, spec in classroom.ASSIGNMENTS.items():
-            total = (
-                sum(c.points for c in spec.checks) + 2
-            )  # + "submitted for this student" and "implemented without the reference module"
             print(
-                f"{name}: {spec.title} ({total:g} points; implement {', '.join(spec.functions)}; report {', '.join(spec.answers)})"
+                f"{name}: {spec.title} ({spec.max_score:g} points; implement {', '.join(spec.functions)}; report {', '.join(spec.answers)})"
             )
+            print(f"    1  {ID_CHECK} -- the submission's STUDENT_ID")
             for c in spec.checks:
                 print(f"    {c.points:g}  {c.name} -- {c.description}")
         return 0
@@ -94,13 +137,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {files['student']}  (solution: {files['solution']})")
         print(f"manifest: {args.out}/manifest.json")
         return 0
-    report = classroom.grade(
-        args.assignment,
-        args.submission,
-        student_id=args.student_id,
-        isolate=not args.in_process,
-        timeout=args.timeout,
-    )
+    try:
+        report = classroom.grade(
+            args.assignment,
+            args.submission,
+            student_id=args.student_id,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            sandbox=args.sandbox,
+            salt=args.salt,
+        )
+    except (
+        RuntimeError
+    ) as err:  # the sandbox could not start: the machine, not the student
+        if getattr(args, "traceback", False):
+            raise
+        print(f"hubrepro classroom: error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(report.to_dict()) if args.json else report.to_text())
     return 0 if report.passed else 1
 
