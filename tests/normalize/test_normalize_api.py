@@ -299,7 +299,8 @@ def test_fitted_statistics_serve_new_queries(generator):
     S = _l2(q) @ _l2(g).T
     whole = est.transform(S)
     parts = torch.cat([est.transform(S[:3]), est.transform(S[3:])])
-    assert torch.equal(whole, parts)
+    # row by row: equal up to the last bit of a vectorised vs scalar exp/log tail
+    torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- direction
