@@ -22,7 +22,7 @@ export MPLBACKEND := Agg
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data notebooks book book-tiny test test-nb test-all lint format assignments benchmarks clean distclean
+.PHONY: help install data notebooks book test test-fast test-nb lint format assignments benchmarks clean distclean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ book-student: notebooks ## the book without the exercises' solutions, for studen
 
 test: $(INSTALLED) ## run the test suite: unit, property, CLI, notebooks (tiny) and the book build
 	$(BIN)/python -m pytest
+
+test-fast: $(INSTALLED) ## the inner loop: unit, property and CLI tests (no notebooks, no book)
+	$(BIN)/python -m pytest -m "not notebook and not book and not slow and not gpu"
 
 test-nb: $(INSTALLED) ## only the notebook smoke runs and the tiny book build
 	$(BIN)/python -m pytest -m "notebook or book"

@@ -90,7 +90,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("compat", ["fixed"])
+@pytest.mark.parametrize("compat", ["fixed", "official"])
 def test_two_gloo_processes_equal_one(tmp_path, compat):
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")

@@ -14,6 +14,9 @@ from _reference_metrics import (
     naive_gallery_ranks,
     naive_metrics,
     naive_query_ranks,
+    qbnorm_cols2metrics,
+    qbnorm_t2v_ranks,
+    qbnorm_v2t_ranks,
 )
 from hubrepro.retrieval import (
     evaluate_retrieval,
@@ -102,7 +105,89 @@ def test_metrics_from_ranks_hand_computed():
     out = metrics_from_ranks(
         np.array([0.0, 0.5, 4.0, 9.0, 12.0, float("nan")]), ks=(1, 5, 10)
     )
-    assert out == {"R@1": 40.0, "R@5": 60.0, "R@10": 80.0, "MdR": 5.0, "MnR": 6.1}
+    # R@1 counts rank 0 only (0.5 is a tie at the top: a miss); R@5 counts 4.0
+    assert out == pytest.approx(
+        {"R@1": 20.0, "R@5": 60.0, "R@10": 80.0, "MdR": 5.0, "MnR": 6.1}, abs=1e-12
+    )
+
+
+# -- ties="average" is QB-Norm's evaluator, R@1 and R@K included -----------------------
+
+
+def test_average_ties_follow_qbnorm_evaluator_both_directions():
+    # diagonal ground truth; q0 ties its video with video 1 at the top (rank 0.5), q2
+    # ties with video 3 at the top; column 2 ties its caption with caption 3 at the top
+    s = torch.tensor(
+        [
+            [0.9, 0.9, 0.0, 0.0],  # q0: rank 0.5
+            [0.2, 0.8, 0.1, 0.0],  # q1: rank 0
+            [0.1, 0.3, 0.7, 0.7],  # q2: rank 0.5
+            [0.0, 0.2, 0.7, 0.6],  # q3: rank 1
+        ],
+        dtype=torch.float64,
+    )
+    assert _as_list(query_ranks(s)) == [0.5, 0.0, 0.5, 1.0]
+    # columns: v0 -> 0, v1 -> 1 (0.9 above), v2 -> 0.5 (tied with q3), v3 -> 1
+    assert _as_list(gallery_ranks(s)) == [0.0, 1.0, 0.5, 1.0]
+    res = evaluate_retrieval(s, ks=(1, 2))
+    # a tie at the top is an R@1 miss, as QB-Norm's cols2metrics counts `cols == 0`
+    assert res["query_to_gallery"] == {
+        "R@1": 25.0,
+        "R@2": 100.0,
+        "MdR": 1.5,
+        "MnR": 1.5,
+    }
+    assert res["gallery_to_query"] == {
+        "R@1": 25.0,
+        "R@2": 100.0,
+        "MdR": 1.75,
+        "MnR": 1.625,
+    }
+    gt = list(range(4))
+    for got, ranks in (
+        (res["query_to_gallery"], qbnorm_t2v_ranks(s.tolist(), gt)),
+        (res["gallery_to_query"], qbnorm_v2t_ranks(s.tolist(), gt)),
+    ):
+        ref = qbnorm_cols2metrics(ranks)
+        assert got["R@1"] == ref["R@1"] and got["MdR"] == ref["MdR"]
+    # optimistic ties count both ties at the top as hits, pessimistic neither
+    assert evaluate_retrieval(s, ks=(1,), ties="optimistic")["Rsum"] == 75.0 + 50.0
+    assert evaluate_retrieval(s, ks=(1,), ties="pessimistic")["Rsum"] == 25.0 + 25.0
+
+
+def test_average_ties_r_at_k_counts_a_half_rank_below_k():
+    # the inconsistency of the convention: rank 0.5 misses R@1, rank 4.5 hits R@5
+    s = torch.tensor(
+        [
+            [0.5, 0.5, 0.1, 0.2, 0.3, 0.0],  # GT 0 tied with one item at the top: 0.5
+            [0.1, 0.9, 0.2, 0.3, 0.4, 0.0],  # GT 1 first: 0
+            [0.8, 0.7, 0.3, 0.9, 0.6, 0.3],  # GT 2: four above, tied with one: 4.5
+        ],
+        dtype=torch.float64,
+    )
+    gt = torch.tensor([0, 1, 2])
+    assert _as_list(query_ranks(s, gt)) == [0.5, 0.0, 4.5]
+    fwd = evaluate_retrieval(s, gt, ks=(1, 5, 10))["query_to_gallery"]
+    ref = qbnorm_cols2metrics(qbnorm_t2v_ranks(s.tolist(), gt.tolist()))
+    assert fwd == pytest.approx(ref, abs=1e-12)
+    assert fwd["R@1"] == pytest.approx(100 / 3) and fwd["R@5"] == 100.0
+
+
+def test_rounded_gaussian_matches_qbnorm_evaluator():
+    # 40 x 40 Gaussian scores rounded to one decimal: many ties, some at the top
+    g = torch.Generator().manual_seed(1)
+    s = torch.round(torch.randn(40, 40, generator=g, dtype=torch.float64) * 10) / 10
+    q, gal = query_ranks(s), gallery_ranks(s)
+    # the case bites: ground truths tied at the top exist in both directions
+    assert bool((q == 0.5).any()) and bool((gal == 0.5).any())
+    res = evaluate_retrieval(s)
+    gt = list(range(40))
+    for d, ranks in (
+        ("query_to_gallery", qbnorm_t2v_ranks(s.tolist(), gt)),
+        ("gallery_to_query", qbnorm_v2t_ranks(s.tolist(), gt)),
+    ):
+        assert res[d] == pytest.approx(qbnorm_cols2metrics(ranks), abs=1e-12)
+    assert res["gallery_to_query"]["R@1"] == 100.0 * int((gal == 0).sum()) / 40
 
 
 def test_perfect_diagonal_and_reversed(dtype):

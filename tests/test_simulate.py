@@ -334,10 +334,9 @@ def test_spearman_matches_scipy_with_ties(a, seed):
 
 
 def test_spearman_hand_values_and_errors():
-    assert (
-        S.spearman(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([30.0, 20.0, 10.0]))
-        == -1.0
-    )
+    assert S.spearman(
+        torch.tensor([1.0, 2.0, 3.0]), torch.tensor([30.0, 20.0, 10.0])
+    ) == pytest.approx(-1.0, abs=1e-12)
     # ties: ranks of [1, 1, 2] are [1.5, 1.5, 3]
     assert S.spearman(
         torch.tensor([1, 1, 2]), torch.tensor([1.0, 2.0, 3.0])
@@ -685,13 +684,6 @@ def test_plots_return_figures():
     for fig in figs:
         assert fig.axes
         plt.close(fig)
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    result = doctest.testmod(S, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 8 and result.failed == 0
 
 
 @pytest.mark.gpu

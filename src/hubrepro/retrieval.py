@@ -20,9 +20,11 @@ ground truth ``g = query_to_gallery[i]`` and score :math:`t = S_{ig}`:
     r^{\mathrm{pes}}_i = \#\{j \ne g : S_{ij} \ge t\}, \qquad
     r^{\mathrm{avg}}_i = \tfrac12\,(r^{\mathrm{opt}}_i + r^{\mathrm{pes}}_i).
 
-``ties="average"`` (the default) is what QB-Norm's evaluator (inherited from
-collaborative-experts) does: a fully tied row gets rank :math:`(N_g-1)/2`.
-``"optimistic"`` counts ties in the query's favour, ``"pessimistic"`` against it.
+``ties="average"`` (the default) is what QB-Norm's evaluator (``metric.py`` of
+``ioanacroi/qb-norm``, inherited from collaborative-experts) does: the rank is the mean
+position of the tied entries, so a fully tied row gets rank :math:`(N_g-1)/2`.
+``"optimistic"`` counts ties in the query's favour, ``"pessimistic"`` against it; the
+two bracket every tie-breaking order.
 
 For gallery item ``g`` with matching queries :math:`Q(g)`, each matching query
 ``i`` has a rank within column ``g`` (the same three policies, over the queries);
@@ -39,11 +41,18 @@ NaN from :func:`gallery_ranks`, are **excluded** from that direction's metrics, 
 their number is reported as ``n_unmatched_gallery`` by :func:`evaluate_retrieval`
 (pass ``unmatched="raise"`` to refuse such input instead).
 
-Metrics (:func:`metrics_from_ranks`): ``R@K`` is :math:`100\cdot\mathrm{mean}(r<K)`
-in percent; ``MdR`` and ``MnR`` are the median and mean of the **1-based** rank
-:math:`r+1` (the median of an even count is the mean of the two middle values, as
+Metrics (:func:`metrics_from_ranks`), as QB-Norm's ``cols2metrics`` counts them:
+``R@1`` is :math:`100\cdot\mathrm{mean}(r=0)` and ``R@K`` for :math:`K\ge2` is
+:math:`100\cdot\mathrm{mean}(r<K)`, in percent. With integer ranks (optimistic or
+pessimistic ties, or no ties) both read "the ground truth is among the first K". With
+averaged ranks the convention is **inconsistent between R@1 and R@K**: a ground truth
+tied with one other item at the top (rank 0.5) misses R@1, while one tied at rank 4.5
+counts for R@5. The library keeps it so that its numbers equal the evaluator's on the
+same matrix; pass ``ties="optimistic"`` and ``"pessimistic"`` to bound the effect of
+ties. ``MdR`` and ``MnR`` are the median and mean of the **1-based** rank :math:`r+1`
+(the median of an even count is the mean of the two middle values, as
 ``numpy.median``). ``Rsum`` is the sum of the R@K values of both directions. No
-rounding happens in the library.
+rounding happens in the library (the evaluator rounds to one decimal).
 
 Book: :ref:`sec-hubness-retrieval`.
 """
@@ -186,7 +195,9 @@ def query_ranks(
         Integer gallery index matched by each query; ``None`` means the diagonal
         (``sims`` must then be square).
     ties : {"average", "optimistic", "pessimistic"}, default "average"
-        How gallery items scoring exactly the ground truth's score are counted.
+        How gallery items scoring exactly the ground truth's score are counted
+        (``"average"``: QB-Norm's evaluator; see :func:`metrics_from_ranks` for how
+        its half ranks enter R@K).
     chunk_size : int, optional
         Query rows per block (default: blocks of at most 2**24 scores).
 
@@ -312,12 +323,19 @@ def metrics_from_ranks(
 
     .. math::
 
-        \mathrm{R@}K = 100\cdot\frac{1}{n}\sum_i \mathbb 1[r_i < K],\quad
-        \mathrm{MdR} = \mathrm{median}_i(r_i) + 1,\quad
-        \mathrm{MnR} = \frac1n\sum_i r_i + 1.
+        \mathrm{R@}1 = 100\cdot\frac{1}{n}\sum_i \mathbb 1[r_i = 0],\quad
+        \mathrm{R@}K = 100\cdot\frac{1}{n}\sum_i \mathbb 1[r_i < K]\ (K\ge 2),
 
-    NaN ranks (gallery items without a matching query, see :func:`gallery_ranks`)
-    are left out; ``n`` counts the others.
+        \mathrm{MdR} = \mathrm{median}_i(r_i) + 1,\quad
+        \mathrm{MnR} = \frac1n\sum_i r_i + 1,
+
+    the rule of QB-Norm's ``cols2metrics`` (``R1`` counts ``cols == 0``, ``R5`` and
+    ``R10`` count ``cols < K``). For integer ranks the two R@K forms agree; for
+    averaged ranks (``ties="average"``) a half rank :math:`K-\tfrac12` counts for R@K
+    when :math:`K\ge2` but rank :math:`\tfrac12` does not count for R@1, an
+    inconsistency of the convention kept for parity with the evaluator. NaN ranks
+    (gallery items without a matching query, see :func:`gallery_ranks`) are left
+    out; ``n`` counts the others.
 
     Parameters
     ----------
@@ -346,6 +364,8 @@ def metrics_from_ranks(
     >>> import torch
     >>> metrics_from_ranks(torch.tensor([0.0, 1.0, 3.0, 20.0]), ks=(1, 5))
     {'R@1': 25.0, 'R@5': 75.0, 'MdR': 3.0, 'MnR': 7.0}
+    >>> metrics_from_ranks(torch.tensor([0.5, 4.5]), ks=(1, 5))["R@1"]  # tie at the top
+    0.0
     """
     func = "metrics_from_ranks"
     r = as_tensor(ranks, "ranks", func)
@@ -369,8 +389,10 @@ def metrics_from_ranks(
             f"values in [{r.min()}, {r.max()}]",
         )
     arr = r.numpy()
-    # 100 * hits / n rather than 100 * mean: exact for round percentages
-    out = {f"R@{k}": 100.0 * int(np.count_nonzero(arr < k)) / arr.size for k in ks}
+    # 100 * hits / n rather than 100 * mean: exact for round percentages. R@1 counts
+    # rank 0 exactly (QB-Norm's `cols == 0`), so a tie at the top (0.5) is a miss
+    hits = {k: np.count_nonzero(arr == 0 if k == 1 else arr < k) for k in ks}
+    out = {f"R@{k}": 100.0 * int(h) / arr.size for k, h in hits.items()}
     out["MdR"] = float(np.median(arr) + 1.0)
     out["MnR"] = float(np.mean(arr) + 1.0)
     return out

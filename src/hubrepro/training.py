@@ -94,7 +94,7 @@ class TrainConfig:
         ``"infonce"`` = symmetric InfoNCE (all NeighborRetr terms off, :math:`\kappa=0`).
     kappa, tau_nal, tau_uniform, ot_beta, num_neighbors, w_uniform, w_neighbor, w_kl,
     sinkhorn_iters, sinkhorn_eps, normalize_global, kl_reduction, compat, nal_stats,
-    detach_weights, detach_targets, centrality_exclude_self, tie_temperatures
+    detach_weights, detach_targets, centrality_exclude_self, tie_temperatures, separate_plans
         Passed to :class:`~hubrepro.losses.NeighborRetrLoss`.
     hidden_dim, embed_dim, global_dim, logit_scale_init, logit_scale_max, learn_logit_scale
         Passed to :class:`~hubrepro.heads.DualEncoderHeads`.
@@ -150,6 +150,7 @@ class TrainConfig:
     detach_targets: bool | None = None
     centrality_exclude_self: bool | None = None
     tie_temperatures: bool | None = None
+    separate_plans: bool | None = None
     hidden_dim: int = 512
     embed_dim: int = 128
     global_dim: int = 128
@@ -374,6 +375,7 @@ def build_loss(cfg: TrainConfig) -> NeighborRetrLoss:
         detach_targets=cfg.detach_targets,
         centrality_exclude_self=cfg.centrality_exclude_self,
         tie_temperatures=cfg.tie_temperatures,
+        separate_plans=cfg.separate_plans,
     )
 
 
@@ -414,14 +416,6 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     if _dist()[1] == 1:
         return x
     return _GatherWithGrad.apply(x)
-
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    if _dist()[1] == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(_dist()[1])]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 def _average_gradients(model: torch.nn.Module) -> None:

@@ -43,3 +43,81 @@ def test_cli_table_csv_and_json(tmp_path, capsys):
 def test_cli_rejects_unknown_method(capsys):
     with pytest.raises(SystemExit):
         main(["dbnorm", "--methods", "magic"])
+
+
+# -- a value typed on the command line is used (not tuned) or refused -----------------
+
+
+def _records(capsys, *args):
+    assert main(["dbnorm", *map(str, args), "--json"]) == 0, capsys.readouterr().err
+    return {r["method"]: r for r in json.loads(capsys.readouterr().out)}
+
+
+def _refused(capsys, *args):
+    assert main(["dbnorm", *map(str, args)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1  # one line, saying what to do
+    return err
+
+
+@pytest.fixture
+def emb_dir(tmp_path):
+    (tmp_path / "emb").mkdir()
+    return _folder(tmp_path / "emb", np.random.default_rng(0))
+
+
+@pytest.fixture
+def sims_dir(tmp_path):
+    d = tmp_path / "sims"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    np.save(d / "sims.npy", rng.normal(size=(12, 12)).astype(np.float32))
+    np.save(d / "bank_query_sims.npy", rng.normal(size=(40, 12)).astype(np.float32))
+    return d
+
+
+def test_explicit_betas_are_used_not_tuned(emb_dir, capsys):
+    common = ["--data-dir", emb_dir, "--methods", "none", "is", "dualis", "--n-val", 20,
+              "--directions", "query_to_gallery"]  # fmt: skip
+    rec = _records(capsys, *common, "--beta-query", 20, "--beta-gallery", 5)
+    assert rec["dualis"]["param_beta_query"] == 20.0
+    assert rec["dualis"]["param_beta_gallery"] == 5.0
+    assert rec["is"]["param_beta_query"] == 20.0
+    assert not rec["is"]["tuned"] and not rec["dualis"]["tuned"]
+    # one fixed, the other tuned on the validation split from its grid
+    rec = _records(capsys, *common, "--beta-query", 20, "--beta-gallery-grid", 7, 9)
+    assert rec["dualis"]["param_beta_query"] == 20.0
+    assert rec["dualis"]["param_beta_gallery"] in (7.0, 9.0) and rec["dualis"]["tuned"]
+    # nothing typed: both tuned from the grids
+    rec = _records(capsys, *common, "--beta-query-grid", 3, "--beta-gallery-grid", 4)
+    assert (rec["dualis"]["param_beta_query"], rec["dualis"]["param_beta_gallery"]) == (
+        3.0,
+        4.0,
+    )
+
+
+def test_values_that_would_be_ignored_are_refused(emb_dir, sims_dir, capsys):
+    e = ["--data-dir", emb_dir, "--n-val", 20]
+    err = _refused(capsys, *e, "--beta-query", 20, "--beta-query-grid", 5, 10)
+    assert "--beta-query" in err and "--beta-query-grid" in err
+    err = _refused(capsys, "--data-dir", emb_dir, "--dataset", "synthetic")
+    assert "--dataset" in err and "--data-dir" in err
+    err = _refused(capsys, *e, "--methods", "none", "is", "--k", 3)
+    assert "--k" in err and "dis" in err
+    err = _refused(capsys, *e, "--methods", "none", "is", "--beta-gallery", 5)
+    assert "--beta-gallery" in err
+    err = _refused(capsys, "--data-dir", emb_dir, "--n-val", 500)
+    assert "--n-val" in err and "90" in err
+    # precomputed similarity matrices: no validation split, no reverse direction,
+    # no gallery bank here
+    err = _refused(capsys, "--data-dir", sims_dir, "--n-val", 5)
+    assert "--n-val" in err and "similarity" in err
+    err = _refused(capsys, "--data-dir", sims_dir, "--beta-query-grid", 5, 10)
+    assert "--beta-query-grid" in err
+    err = _refused(capsys, "--data-dir", sims_dir, "--directions", "gallery_to_query")
+    assert "gallery_to_query" in err
+    err = _refused(capsys, "--data-dir", sims_dir, "--methods", "none", "dualis")
+    assert "dualis" in err and "gallery bank" in err
+    # the defaults on the same folder run: what cannot apply is skipped, not refused
+    rec = _records(capsys, "--data-dir", sims_dir, "--beta-query", 10)
+    assert rec["is"]["param_beta_query"] == 10.0 and "dualis" not in rec

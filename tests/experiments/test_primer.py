@@ -19,7 +19,9 @@ def test_toy_ranks_by_hand():
     # video 2's only caption (0.5) is beaten by caption 4 (0.6)
     assert toy["gallery_ranks"]["average"].tolist() == [0, 0, 1]
     m = toy["metrics"]
-    assert m.loc[("average", "query_to_gallery"), "R@1"] == pytest.approx(50.0)
+    # caption 3's tie at the top (rank 0.5) misses R@1, as in QB-Norm's evaluator
+    assert m.loc[("average", "query_to_gallery"), "R@1"] == pytest.approx(200 / 6)
+    assert m.loc[("average", "query_to_gallery"), "R@2"] == pytest.approx(100.0)
     assert m.loc[("optimistic", "query_to_gallery"), "R@1"] == pytest.approx(400 / 6)
     assert m.loc[("pessimistic", "query_to_gallery"), "MdR"] == 2.0
     assert m.loc[("average", "gallery_to_query"), "MnR"] == pytest.approx(4 / 3)

@@ -424,6 +424,105 @@ def test_uniform_regularisation_naive(generator):
     assert float(uniform_regularisation(g)) == pytest.approx(float(tot) / 2, abs=1e-12)
 
 
+# The released uniform term, transcribed as formulas (zzezze/NeighborRetr, commit 04112ee:
+# UniformRegularizationLoss in NeighborRetr/models/until_module.py, called by
+# compute_uniform_loss in NeighborRetr/models/modeling.py). For one direction with
+# scores x (m x n, raw, entropic eps = 1) the release runs 50 log-domain Sinkhorn
+# iterations with every marginal 1/(m + n), without gradient,
+#     u_i <- -log(m+n) - LSE_j(x_ij + v_j),    v_j <- -log(m+n) - LSE_i(x_ij + u_i),
+#     Q_ij = (m+n) exp(x_ij + u_i + v_j),      T = beta Q + (1 - beta) I,
+#     L(x) = mean_i [ -sum_j T_ij log softmax_j(tau x_i.) ],
+# and L_Opt = (L(G) + L(G^T)) / 2: one Sinkhorn run on G, another on G^T.
+
+
+def official_plan(x, iters=50):
+    with torch.no_grad():
+        m, n = x.shape
+        norm = -math.log(m + n)
+        u = torch.zeros(m, dtype=x.dtype)
+        v = torch.zeros(n, dtype=x.dtype)
+        for _ in range(iters):
+            u = norm - torch.logsumexp(x + v[None, :], dim=1)
+            v = norm - torch.logsumexp(x + u[:, None], dim=0)
+        return torch.exp(x + u[:, None] + v[None, :] - norm)
+
+
+def official_direction(x, beta, tau):
+    t = beta * official_plan(x) + (1 - beta) * torch.eye(x.shape[0], dtype=x.dtype)
+    return (-(t * torch.log_softmax(tau * x, dim=1)).sum(dim=1)).mean()
+
+
+def official_uniform(g, beta=0.7, tau=3.0):
+    return 0.5 * (official_direction(g, beta, tau) + official_direction(g.T, beta, tau))
+
+
+def _global_features(seed, scale, b=8, d=16):
+    gen = torch.Generator().manual_seed(seed)
+    x = F.normalize(torch.randn(b, d, generator=gen, dtype=torch.float64), dim=1)
+    noise = torch.randn(b, d, generator=gen, dtype=torch.float64)
+    y = F.normalize(x + 0.3 * noise, dim=1)  # paired: a strong diagonal, as in training
+    # G = q @ g.T at the given scale (raw global scores reach ~20-50 in the release); at
+    # 20 and 50, 50 iterations leave the plans of G and G^T visibly apart
+    return (math.sqrt(scale) * x).requires_grad_(), (
+        math.sqrt(scale) * y
+    ).requires_grad_()
+
+
+@pytest.mark.parametrize("scale", [1.0, 5.0, 20.0, 50.0])
+def test_official_uniform_term_is_the_released_computation(scale):
+    qg, gg = _global_features(7, scale)
+    ref = official_uniform(qg @ gg.T)
+    ref_grads = torch.autograd.grad(ref, (qg, gg))
+    # the function with two plans, and the loss in compat="official" (tau_nal drives it)
+    ours = uniform_regularisation(qg @ gg.T, separate_plans=True)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    crit = NeighborRetrLoss(
+        compat="official", kappa=0.0, w_neighbor=0.0, w_kl=0.0, tau_uniform=99.0
+    )
+    ql, gl = (
+        torch.randn(8, 4, dtype=torch.float64),
+        torch.randn(8, 4, dtype=torch.float64),
+    )
+    term = crit(ql, gl, qg, gg, 10.0, return_terms=True)["uniform"]
+    torch.testing.assert_close(term, ref, rtol=1e-10, atol=1e-12)
+    grads = torch.autograd.grad(term, (qg, gg))
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_fixed_mode_shares_one_plan_and_differs_from_official_at_fifty_iterations():
+    qg, gg = _global_features(1, 20.0)
+    g = (qg @ gg.T).detach()
+    shared = uniform_regularisation(g)  # fixed: Q of G and its transpose for G^T
+    q = official_plan(g)
+    ref_shared = 0.0
+    for x, plan in ((g, q), (g.T, q.T)):
+        t = 0.7 * plan + 0.3 * torch.eye(8, dtype=torch.float64)
+        ref_shared += float((-(t * torch.log_softmax(3 * x, dim=1)).sum(1)).mean())
+    assert float(shared) == pytest.approx(ref_shared / 2, rel=1e-10)
+    # after 50 iterations the plan of G^T is not the transpose of the plan of G
+    assert abs(float(shared) - float(official_uniform(g))) > 1e-4
+    assert NeighborRetrLoss().flags.separate_plans is False
+    assert NeighborRetrLoss(compat="official").flags.separate_plans is True
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1.0, 20.0, 50.0, 100.0]),
+    noise=st.sampled_from([0.05, 1.0]),
+    separate=st.booleans(),
+)
+def test_uniform_term_is_non_negative_in_float32(seed, scale, noise, separate):
+    # T >= 0 and log_softmax <= 0, so every summand is >= 0; near-identity plans make
+    # the loss ~0, where cancellation could push a rewritten formula below zero
+    gen = torch.Generator().manual_seed(seed)
+    x = F.normalize(torch.randn(8, 16, generator=gen), dim=1)
+    y = F.normalize(x + noise * torch.randn(8, 16, generator=gen), dim=1)
+    g = scale * x @ y.T
+    assert float(uniform_regularisation(g, separate_plans=separate)) >= 0.0
+
+
 # -------------------------------------------------------------------------- KL
 
 

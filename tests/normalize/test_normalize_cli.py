@@ -283,3 +283,40 @@ def test_pickles_need_allow_pickle(files, capsys):
             "dis", torch.from_numpy(a["S"]), bank_query_sims=torch.from_numpy(a["PQ"])
         ).numpy(),
     )
+
+
+def test_tol_reaches_sinkhorn_and_is_refused_elsewhere(files, capsys):
+    from hubrepro.normalize import SinkhornNorm
+
+    root, a, p = files
+    out = root / "sn.npy"
+    args = ["normalize", "sn", "--sims", p["S"], "--query-bank-sims", p["PQ"]]
+    args += ["--beta-query", "5", "--n-iter", "7", "--tol", "0", "--out", out]
+    assert main([str(x) for x in args]) == 0
+    est = SinkhornNorm(beta_query=5.0, n_iter=7, tol=0.0).fit(torch.from_numpy(a["PQ"]))
+    assert est.n_iter_ == 7  # tol=0: every iteration runs
+    np.testing.assert_allclose(
+        np.load(out), est.transform(torch.from_numpy(a["S"])).numpy(), rtol=1e-6
+    )
+    # a loose tolerance stops the loop early, and the CLI output follows it
+    loose = root / "loose.npy"
+    args[-3:] = ["0.5", "--out", loose]
+    assert main([str(x) for x in args]) == 0
+    est = SinkhornNorm(beta_query=5.0, n_iter=7, tol=0.5).fit(torch.from_numpy(a["PQ"]))
+    assert est.n_iter_ < 7
+    np.testing.assert_allclose(
+        np.load(loose), est.transform(torch.from_numpy(a["S"])).numpy(), rtol=1e-6
+    )
+    proc = _cli("nnn", "--sims", p["S"], "--query-bank-sims", p["PQ"], "--k", 3,
+                "--tol", "1e-3", "--out", root / "nnn.npy")  # fmt: skip
+    assert (
+        proc.returncode != 0 and "--tol is not a hyperparameter of 'nnn'" in proc.stderr
+    )
+
+
+def test_help_shows_tol_and_the_nnn_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["normalize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--tol" in text and "0 runs exactly --n-iter" in text
+    assert "nnn default 0.5" in text and "nnn default 256" in text

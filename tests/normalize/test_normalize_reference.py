@@ -200,6 +200,73 @@ def test_one_sinkhorn_step_ranks_like_inverted_softmax(data):
     torch.testing.assert_close(sn - sn[:, :1], is_ - is_[:, :1])
 
 
+# The released DBSN code (ppanzx/DBSN, commit 44aacaa, Image_Retrieval/dbsn.py and
+# Video_Retrieval/dbsn.py, `Sinkhorn_Normalization`): POT's `ot.sinkhorn` on the cost
+# 1 - sims with `reg=tau`, uniform marginals and `numItermax=10`, rows = test gallery
+# (plus the gallery bank for "Dual-Bank Sinkhorn_Normalization"), columns = query bank;
+# the score is sims - t_hubness with t_hubness = -tau log u (the gallery scalings).
+# Called through POT exactly so, it must rank and score like SN/DBSN with beta = 1/tau,
+# n_iter = 10 and tol = 0, up to a constant (the cost's 1 shifts every log u alike).
+
+
+def _released_sinkhorn_gallery_log_u(rows_by_bank, tau, n_iter=10):
+    import warnings
+
+    ot = pytest.importorskip("ot")
+    n, m = rows_by_bank.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # POT warns that 10 iterations did not converge
+        _, log = ot.sinkhorn(
+            np.ones(n) / n,
+            np.ones(m) / m,
+            1 - rows_by_bank,
+            reg=tau,
+            log=True,
+            numItermax=n_iter,
+        )
+    return tau * np.log(log["u"])
+
+
+def _same_up_to_a_constant(a, b):
+    np.testing.assert_allclose(a - a.mean(), b - b.mean(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.5])
+def test_sn_is_the_released_dbsn_sinkhorn(data, tau):
+    S, Pq, _, _ = data
+    m = SinkhornNorm(beta_query=1 / tau, n_iter=10, tol=0).fit(t(Pq))
+    assert m.n_iter_ == 10
+    released = _released_sinkhorn_gallery_log_u(Pq.T, tau)
+    _same_up_to_a_constant(m.log_v_.numpy() / m.beta_query, released)
+    _same_up_to_a_constant(
+        m.transform(t(S)).numpy(), S + released[None, :] + np.zeros((S.shape[0], 1))
+    )
+
+
+def test_dbsn_is_the_released_dual_bank_sinkhorn(data):
+    S, Pq, _, cross = data
+    tau = 0.25
+    m = DBSN(beta_query=1 / tau, n_iter=10, tol=0).fit(t(Pq), bank_cross_sims=t(cross))
+    # released: rows = [test gallery; gallery bank], columns = query bank
+    rows = np.concatenate([Pq.T, cross.T], axis=0)
+    released = _released_sinkhorn_gallery_log_u(rows, tau)[: S.shape[1]]
+    _same_up_to_a_constant(m.log_v_.numpy() * tau, released)
+
+
+def test_one_sinkhorn_iteration_is_is_on_the_row_normalised_bank(data):
+    # the update order of the release (bank rows first, from uniform gallery scalings)
+    # makes one iteration IS on the bank rows divided by their own softmax mass; it
+    # ranks like IS on the raw bank only when every row has the same LSE
+    S, Pq, _, _ = data
+    beta = 2.0
+    rows = t(Pq) - torch.logsumexp(beta * t(Pq), dim=1, keepdim=True) / beta
+    sn = SinkhornNorm(beta_query=beta, n_iter=1).fit(t(Pq)).transform(t(S))
+    is_rows = InvertedSoftmax(beta_query=beta).fit(rows).transform(t(S))
+    torch.testing.assert_close(sn - sn[:, :1], is_rows - is_rows[:, :1])
+    is_raw = InvertedSoftmax(beta_query=beta).fit(t(Pq)).transform(t(S))
+    assert not torch.allclose(sn - sn[:, :1], is_raw - is_raw[:, :1])
+
+
 def test_dbsn_matches_reference_on_concatenated_bank(data):
     S, Pq, _, cross = data
     m = DBSN(beta_query=2.0, n_iter=6, tol=1e-300, scale="log").fit(

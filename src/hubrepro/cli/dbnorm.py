@@ -6,13 +6,18 @@ Examples
 
     hubrepro dbnorm --data-dir /path/to/msrvtt
     hubrepro dbnorm --data-dir DIR --methods none is dis dualis dualdis --out table.csv
+    hubrepro dbnorm --data-dir DIR --beta-query 20 --beta-gallery 5
     hubrepro dbnorm --dataset synthetic --directions query_to_gallery --json
 
 Runs :func:`hubrepro.experiments.dbnorm.run_many` (notebook 40): every method in each
-direction, with betas tuned on a validation split carved from the bank (embeddings)
-or the fixed ``--beta-query``/``--beta-gallery`` (precomputed similarity matrices), and
-prints R@1/5/10, MdR, MnR, Rsum and the skewness of N_k per method. ``--out`` writes the
-tidy table (every column) as CSV.
+direction and prints R@1/5/10, MdR, MnR, Rsum and the skewness of N_k per method.
+``--out`` writes the tidy table (every column) as CSV. A beta (or NNN's alpha) left
+unset is tuned on a validation split carved from the bank (embeddings with a gallery
+bank), or takes the driver's fallback (20) on precomputed similarity matrices; a value
+given on the command line is used as given and never tuned. An option that could not
+take effect (a grid next to a fixed value, a validation size on similarity matrices, a
+hyperparameter no selected method uses, a method or direction the data cannot run) is
+refused with a one-line error instead of being ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +30,21 @@ from typing import Any
 from hubrepro.experiments import dbnorm
 
 _DEFAULTS = dbnorm.DBNormConfig()
+
+# option -> the methods that use it (for refusing an option no selected method uses)
+_USERS = {
+    "k": ("dis", "dis-g", "dualdis", "dualdis-faithful"),
+    "beta_query": tuple(
+        m
+        for m in dbnorm.METHOD_KEYS
+        if "beta_query" in dbnorm.method_spec(m, _DEFAULTS)[2]
+    ),
+    "beta_gallery": tuple(
+        m
+        for m in dbnorm.METHOD_KEYS
+        if "beta_gallery" in dbnorm.method_spec(m, _DEFAULTS)[2]
+    ),
+}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,58 +59,55 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dataset",
-        default="embedded",
-        choices=("embedded", "stdlib-code", "synthetic", "user"),
+        default=None,
+        choices=("embedded", "stdlib-code", "synthetic"),
         help="shipped data to use without --data-dir (default: embedded)",
     )
     p.add_argument(
         "--methods",
         nargs="+",
-        default=list(_DEFAULTS.methods),
+        default=None,
         choices=dbnorm.METHOD_KEYS,
         metavar="M",
+        help=f"method keys (default: {' '.join(_DEFAULTS.methods)}; those the data "
+        "cannot run are skipped unless named here)",
     )
     p.add_argument(
         "--directions",
         nargs="+",
-        default=list(_DEFAULTS.directions),
+        default=None,
         choices=dbnorm.DIRECTIONS,
+        help="default: both (similarity matrices: query_to_gallery only)",
     )
-    p.add_argument(
-        "--beta-query-grid",
-        nargs="+",
-        type=float,
-        default=list(_DEFAULTS.beta_query_grid),
-    )
-    p.add_argument(
-        "--beta-gallery-grid",
-        nargs="+",
-        type=float,
-        default=list(_DEFAULTS.beta_gallery_grid),
-    )
-    p.add_argument(
-        "--beta-query",
-        type=float,
-        default=_DEFAULTS.beta_query,
-        help="without a bank split",
-    )
-    p.add_argument(
-        "--beta-gallery",
-        type=float,
-        default=_DEFAULTS.beta_gallery,
-        help="without a bank split",
-    )
+    for side, name in (("query", "beta_q"), ("gallery", "beta_g")):
+        grid = getattr(_DEFAULTS, f"beta_{side}_grid")
+        p.add_argument(
+            f"--beta-{side}-grid",
+            nargs="+",
+            type=float,
+            default=None,
+            help=f"{name} values tried on the validation split (default: "
+            f"{' '.join(f'{v:g}' for v in grid)})",
+        )
+        p.add_argument(
+            f"--beta-{side}",
+            type=float,
+            default=None,
+            help=f"fixed {name}, used as given (default: tuned on the validation "
+            f"split; {dbnorm.FALLBACK[f'beta_{side}']:g} without one)",
+        )
     p.add_argument(
         "--n-val",
         type=int,
-        default=_DEFAULTS.n_val,
-        help="bank items carved out for validation",
+        default=None,
+        help=f"bank items carved out for validation (default {_DEFAULTS.n_val}; "
+        "the gallery bank must be larger)",
     )
     p.add_argument(
         "--k",
         type=int,
-        default=_DEFAULTS.k,
-        help="activation-set size of DIS / DualDIS",
+        default=None,
+        help=f"activation-set size of DIS / DualDIS (default {_DEFAULTS.k})",
     )
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -101,23 +118,96 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_options(args: argparse.Namespace, methods: tuple[str, ...]) -> None:
+    if args.data_dir and args.dataset:
+        raise ValueError(
+            f"--dataset {args.dataset} and --data-dir both name the data; give one of them."
+        )
+    for side in ("query", "gallery"):
+        fixed, grid = f"beta_{side}", f"beta_{side}_grid"
+        if getattr(args, fixed) is not None and getattr(args, grid) is not None:
+            raise ValueError(
+                f"{_flag(fixed)} fixes the value that {_flag(grid)} would tune; give one of them."
+            )
+    for name, users in _USERS.items():
+        for opt in (name, f"{name}_grid"):
+            if getattr(args, opt, None) is not None and not set(users) & set(methods):
+                raise ValueError(
+                    f"{_flag(opt)} is used by none of --methods {' '.join(methods)} "
+                    f"(it applies to {', '.join(users)}); drop it or add such a method."
+                )
+
+
+def _check_data(
+    args: argparse.Namespace, datasets: dict[str, Any], cfg: dbnorm.DBNormConfig
+) -> list[str]:
+    """Refuse explicit options the data cannot honour; return notes on skipped defaults."""
+    notes = []
+    for label, data in datasets.items():
+        where = args.data_dir or label
+        paired = hasattr(data, "split_bank")
+        if not paired:
+            for opt in ("n_val", "beta_query_grid", "beta_gallery_grid"):
+                if getattr(args, opt) is not None:
+                    raise ValueError(
+                        f"{_flag(opt)} needs a validation split, and {where} holds "
+                        "precomputed similarity matrices (no split is possible); fix the "
+                        "betas with --beta-query/--beta-gallery instead."
+                    )
+        for direction in cfg.directions:
+            if not paired and direction == "gallery_to_query":
+                if args.directions is not None:
+                    raise ValueError(
+                        f"--directions gallery_to_query needs embeddings; {where} holds "
+                        "similarity matrices of the query_to_gallery direction only."
+                    )
+                continue
+            for key in cfg.methods:
+                missing = dbnorm.missing_banks(key, data, direction, cfg)
+                if not missing:
+                    continue
+                what = " and ".join(f"{b} bank" for b in missing)
+                if args.methods is not None:
+                    raise ValueError(
+                        f"--methods {key} needs the {what} ({direction}), which {where} "
+                        "does not have; drop the method or add the bank."
+                    )
+                notes.append(f"{key} ({direction}: no {what})")
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; ``ValueError``/``TypeError`` become one-line errors upstream."""
+    methods = tuple(args.methods) if args.methods is not None else _DEFAULTS.methods
+    _check_options(args, methods)
+    given = {
+        name: getattr(args, name)
+        for name in ("beta_query", "beta_gallery", "n_val", "k")
+        if getattr(args, name) is not None
+    }
+    for name in ("beta_query_grid", "beta_gallery_grid", "directions"):
+        if getattr(args, name) is not None:
+            given[name] = tuple(getattr(args, name))
     cfg = dbnorm.DBNormConfig(
-        dataset="user" if args.data_dir else args.dataset,
+        dataset="user" if args.data_dir else (args.dataset or _DEFAULTS.dataset),
         data_dir=args.data_dir,
-        methods=tuple(args.methods),
-        directions=tuple(args.directions),
-        beta_query_grid=tuple(args.beta_query_grid),
-        beta_gallery_grid=tuple(args.beta_gallery_grid),
-        beta_query=args.beta_query,
-        beta_gallery=args.beta_gallery,
-        n_val=args.n_val,
-        k=args.k,
+        methods=methods,
         seed=args.seed,
         device=args.device,
+        **given,
     )
-    result = dbnorm.run_many(dbnorm.load_data(cfg), cfg)
+    datasets = dbnorm.load_data(cfg)
+    notes = _check_data(args, datasets, cfg)
+    if notes:
+        print(
+            f"hubrepro dbnorm: note: skipped {'; '.join(dict.fromkeys(notes))}",
+            file=sys.stderr,
+        )
+    result = dbnorm.run_many(datasets, cfg)
     if args.out:
         result.table.to_csv(args.out, index=False)
     if args.json:

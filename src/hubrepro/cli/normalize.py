@@ -39,6 +39,7 @@ _HYPER = {
     "aggregation": "aggregation",
     "alpha": "alpha",
     "n_iter": "n_iter",
+    "tol": "tol",
     "bank": "bank",
     "scale": "scale",
 }
@@ -90,14 +91,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     h.add_argument(
         "--k",
         type=int,
-        help="activation-set size (dis, dualdis) or neighbours (csls, nnn)",
+        help="activation-set size (dis, dualdis) or neighbours (csls; nnn default 256, "
+        "the NNN release's)",
     )
     h.add_argument("--mode", choices=["principled", "faithful"], help="dualdis mode")
     h.add_argument(
         "--aggregation", choices=["product", "sum"], help="dualis/dualdis aggregation"
     )
-    h.add_argument("--alpha", type=float, help="nnn bias weight")
-    h.add_argument("--n-iter", type=int, help="sn/dbsn Sinkhorn iterations")
+    h.add_argument(
+        "--alpha",
+        type=float,
+        help="nnn bias weight (nnn default 0.5, the NNN release's)",
+    )
+    h.add_argument(
+        "--n-iter", type=int, help="sn/dbsn maximum Sinkhorn iterations (default 10)"
+    )
+    h.add_argument(
+        "--tol",
+        type=float,
+        help="sn/dbsn: stop before --n-iter once no gallery potential moves by TOL "
+        "(default 1e-4); 0 runs exactly --n-iter iterations, as the DBSN release",
+    )
     h.add_argument(
         "--bank", choices=["query", "gallery"], help="which bank a one-bank method uses"
     )

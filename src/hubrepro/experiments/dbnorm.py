@@ -10,12 +10,14 @@ they are known; see the DBNorm specification §7).
 
 Protocol
 --------
-* Hyperparameters (:math:`\beta_q`, :math:`\beta_g`, NNN's :math:`\alpha`) are chosen
-  on a **validation split carved from the bank** (:meth:`hubrepro.datasets.PairedData.split_bank`):
-  validation queries and gallery items are bank pairs, and the remaining bank items
-  are the bank of both the validation and the test evaluation. The test split is
-  never looked at while tuning. Ties in the tuning criterion go to the first grid
-  point (grids are ordered).
+* Hyperparameters (:math:`\beta_q`, :math:`\beta_g`, NNN's :math:`\alpha`) left at
+  ``None`` are chosen on a **validation split carved from the bank**
+  (:meth:`hubrepro.datasets.PairedData.split_bank`): validation queries and gallery
+  items are bank pairs, and the remaining bank items are the bank of both the
+  validation and the test evaluation. The test split is never looked at while tuning.
+  Ties in the tuning criterion go to the first grid point (grids are ordered). A value
+  set in the config is used as given and never tuned; without a validation split
+  (similarity matrices, or no gallery bank) an unset value takes :data:`FALLBACK`.
 * Gallery->query retrieval swaps the roles: the queries of that direction are the
   test gallery items, its query bank is the gallery bank against the test queries
   (cross-modal) and its gallery bank is the query bank against the test queries
@@ -43,12 +45,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hubrepro._validation import check_choice, check_int, check_probability, fail
+from hubrepro._validation import (
+    check_choice,
+    check_int,
+    check_positive,
+    check_probability,
+    fail,
+)
 from hubrepro.normalize import DIRECTIONS
 
 __all__ = [
     "DIRECTIONS",
     "METHOD_KEYS",
+    "FALLBACK",
+    "TUNED",
+    "missing_banks",
     "DBNormConfig",
     "Matrices",
     "MainResult",
@@ -111,6 +122,13 @@ METHOD_KEYS = (
     "nnn",
 )
 
+#: Hyperparameters a method may tune on validation (a method's own subset: method_spec).
+TUNED = ("beta_query", "beta_gallery", "alpha")
+
+#: Values of unset (``None``) hyperparameters when there is no validation split.
+#: NNN's alpha is the default of the released NNN code (see hubrepro.normalize.NNN).
+FALLBACK = {"beta_query": 20.0, "beta_gallery": 20.0, "alpha": 0.5}
+
 _LABELS = {
     "none": "baseline",
     "is": "IS (query bank)",
@@ -153,17 +171,25 @@ class DBNormConfig:
     directions : tuple of str
         Retrieval directions (``DIRECTIONS``).
     beta_query_grid, beta_gallery_grid : tuple of float
-        Grids of :math:`\\beta_q`, :math:`\\beta_g` (cosine scale) searched on validation.
+        Grids of :math:`\\beta_q`, :math:`\\beta_g` (cosine scale) searched on
+        validation for an unset beta.
     alpha_grid : tuple of float
-        Grid of NNN's :math:`\\alpha`.
-    beta_query, beta_gallery, alpha : float
-        Values used when no validation split exists (a user's similarity matrices).
+        Grid of NNN's :math:`\\alpha` (searched when ``alpha`` is unset).
+    beta_query, beta_gallery, alpha : float or None
+        ``None`` (default): tuned on the validation split, or :data:`FALLBACK` (20, 20,
+        0.5) when there is none (a user's similarity matrices). A number is used as
+        given by every method that takes it and is never tuned.
     k : int
         Activation-set size of DIS / DualDIS.
-    csls_k, nnn_k : int
-        Neighbourhood sizes of CSLS and NNN.
+    csls_k : int
+        Neighbourhood size of CSLS.
+    nnn_k : int or None
+        Neighbourhood size of NNN; ``None`` (default): NNN's own default (256, the
+        released code's), capped at the query-bank size. A number must fit the bank.
     n_val : int
-        Bank gallery items carved out as the validation split.
+        Bank gallery items carved out as the validation split; the gallery bank must be
+        larger (the rest stays the bank). Not used when the data have no gallery bank
+        or are similarity matrices (no split is possible).
     tune_metric : str
         Validation criterion, ``"R@1"`` or ``"Rsum"`` (of the direction evaluated).
     hubness_k : int
@@ -211,12 +237,12 @@ class DBNormConfig:
     beta_query_grid: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
     beta_gallery_grid: tuple[float, ...] = (1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
     alpha_grid: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-    beta_query: float = 20.0
-    beta_gallery: float = 20.0
-    alpha: float = 0.75
+    beta_query: float | None = None
+    beta_gallery: float | None = None
+    alpha: float | None = None
     k: int = 1
     csls_k: int = 10
-    nnn_k: int = 16
+    nnn_k: int | None = None
     n_val: int = 300
     tune_metric: str = "R@1"
     hubness_k: int = 10
@@ -261,7 +287,12 @@ class DBNormConfig:
         check_choice(
             self.tune_metric, "tune_metric", func, ("R@1", "R@5", "R@10", "Rsum")
         )
+        for name in TUNED:
+            if getattr(self, name) is not None:
+                check_positive(getattr(self, name), name, func, allow_zero=True)
         check_int(self.k, "k", func, low=1)
+        if self.nnn_k is not None:
+            check_int(self.nnn_k, "nnn_k", func, low=1)
         check_int(self.n_val, "n_val", func, low=1)
         check_int(self.hubness_k, "hubness_k", func, low=1)
 
@@ -461,8 +492,14 @@ def prepare(data: Any, cfg: DBNormConfig) -> dict[tuple[str, str], Matrices]:
     """Compute every matrix once: ``(split, direction) -> Matrices``.
 
     Splits are ``"val"`` (carved from the bank with ``cfg.n_val`` and ``cfg.seed``) and
-    ``"test"`` (the test split with the remaining bank). A SimilarityData has only
+    ``"test"`` (the test split with the remaining bank). A SimilarityData, or embeddings
+    without a gallery bank, have no ``"val"``; a SimilarityData has only
     ``("test", "query_to_gallery")``.
+
+    Raises
+    ------
+    ValueError
+        When the gallery bank is not larger than ``cfg.n_val``.
     """
     from hubrepro._compat import resolve_device
 
@@ -476,10 +513,13 @@ def prepare(data: Any, cfg: DBNormConfig) -> dict[tuple[str, str], Matrices]:
         return out
     data = data.to(device)
     n_bank = data.bank_gallery.shape[0] if data.bank_gallery is not None else 0
-    if n_bank > cfg.n_val:
+    if n_bank == 0:
+        val, rest = None, data  # no gallery bank: no split, unset values fall back
+    elif n_bank > cfg.n_val:
         val, rest = data.split_bank(cfg.n_val, seed=cfg.seed)
     else:
-        val, rest = None, data
+        fail("prepare", "n_val", f"smaller than the gallery bank ({n_bank} items), so that a bank remains",
+             cfg.n_val, "Lower n_val (hubrepro dbnorm --n-val).")  # fmt: skip
     cross = "dbsn" in cfg.methods
     for direction in cfg.directions:
         out[("test", direction)] = direction_matrices(rest, direction, cross=cross)
@@ -509,6 +549,11 @@ def normalise(
 
     name, fixed, _ = method_spec(key, cfg)
     params = {**fixed, **dict(hyper or {})}
+    if name == "nnn" and params.get("k") is None:
+        from hubrepro.normalize import NNN
+
+        # NNN's default neighbourhood, capped at the bank (an explicit nnn_k is not)
+        params["k"] = min(NNN().k, m.bank_query_sims.shape[0])
     unit = _beta_unit(m, cfg)
     for b in ("beta_query", "beta_gallery"):
         if b in params:
@@ -573,24 +618,36 @@ def evaluate_method(key: str, m: Matrices, cfg: DBNormConfig, hyper: Mapping[str
     return out
 
 
-def _grid(key: str, cfg: DBNormConfig) -> list[dict[str, float]]:
+def _free(key: str, cfg: DBNormConfig) -> tuple[str, ...]:
+    """The hyperparameters of ``key`` left unset in ``cfg`` (tuned on validation)."""
     _, _, tuned = method_spec(key, cfg)
+    return tuple(t for t in tuned if getattr(cfg, t) is None)
+
+
+def _fixed_hyper(key: str, cfg: DBNormConfig) -> dict[str, float]:
+    """The hyperparameters of ``key`` set in ``cfg``: used as given, never tuned."""
+    _, _, tuned = method_spec(key, cfg)
+    return {t: float(getattr(cfg, t)) for t in tuned if getattr(cfg, t) is not None}
+
+
+def _grid(key: str, cfg: DBNormConfig) -> list[dict[str, float]]:
+    free = _free(key, cfg)
     grids = {
         "beta_query": cfg.beta_query_grid,
         "beta_gallery": cfg.beta_gallery_grid,
         "alpha": cfg.alpha_grid,
     }
-    if not tuned:
+    if not free:
         return [{}]
     return [
-        dict(zip(tuned, vals, strict=True))
-        for vals in itertools.product(*(grids[t] for t in tuned))
+        dict(zip(free, vals, strict=True))
+        for vals in itertools.product(*(grids[t] for t in free))
     ]
 
 
 def _default_hyper(key: str, cfg: DBNormConfig) -> dict[str, float]:
     _, _, tuned = method_spec(key, cfg)
-    return {t: float(getattr(cfg, t)) for t in tuned}
+    return {t: float(_fixed_hyper(key, cfg).get(t, FALLBACK[t])) for t in tuned}
 
 
 def tune_method(
@@ -598,11 +655,12 @@ def tune_method(
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Choose a method's hyperparameters on the validation matrices.
 
-    Every grid point is evaluated on ``val`` and the best by ``cfg.tune_metric`` is
-    kept (first grid point on ties). Without a validation split (``val is None``) the
-    config's fixed values are returned. ``dualdis-faithful`` takes the betas chosen
-    for ``dualdis`` (principled), so the two modes are compared at equal betas.
-    Results are memoised on ``val``.
+    Hyperparameters set in ``cfg`` are used as given; every grid point of the unset
+    ones is evaluated on ``val`` and the best by ``cfg.tune_metric`` is kept (first
+    grid point on ties). Without a validation split (``val is None``) unset values
+    take :data:`FALLBACK`. ``dualdis-faithful`` takes the betas chosen for ``dualdis``
+    (principled), so the two modes are compared at equal betas. Results are memoised
+    on ``val``.
 
     Returns
     -------
@@ -613,20 +671,25 @@ def tune_method(
     if key == "dualdis-faithful":
         # the faithful mode is a parity check: it is evaluated at the principled mode's betas
         return tune_method("dualdis", val, cfg)
+    if val is None:
+        return _default_hyper(key, cfg), pd.DataFrame()
+    fixed = _fixed_hyper(key, cfg)
     points = _grid(key, cfg)
-    if val is None or points == [{}]:
-        return (_default_hyper(key, cfg) if val is None else {}), pd.DataFrame()
-    memo = ("tuned", key, tuple(map(tuple, (p.items() for p in points))), cfg.k, cfg.nnn_k, cfg.tune_metric,
-            cfg.ties, cfg.logit_scale)  # fmt: skip
+    if points == [{}]:
+        return fixed, pd.DataFrame()
+    memo = ("tuned", key, tuple(map(tuple, (p.items() for p in points))), tuple(sorted(fixed.items())),
+            cfg.k, cfg.nnn_k, cfg.tune_metric, cfg.ties, cfg.logit_scale)  # fmt: skip
     if memo in val._cache:
         return val._cache[memo]
     rows = []
     for p in points:
-        met = evaluate_method(key, val, cfg, p, hubness=False)
-        rows.append({"method": key, **p, **met})
+        point = {**fixed, **p}
+        met = evaluate_method(key, val, cfg, point, hubness=False)
+        rows.append({"method": key, **point, **met})
     grid = pd.DataFrame(rows)
     best = int(np.argmax(grid[cfg.tune_metric].to_numpy()))  # first maximum
-    val._cache[memo] = ({k: float(points[best][k]) for k in points[best]}, grid)
+    chosen = {**fixed, **{k: float(v) for k, v in points[best].items()}}
+    val._cache[memo] = (chosen, grid)
     return val._cache[memo]
 
 
@@ -685,7 +748,7 @@ def run_main(data: Any, cfg: DBNormConfig, *, name: str = "data",
             met = evaluate_method(key, test, cfg, best)
             rows.append({
                 "dataset": name, "direction": direction, "method": key, "label": method_label(key),
-                **met, "hyper": _fmt_hyper(best), "tuned": val is not None and bool(best),
+                **met, "hyper": _fmt_hyper(best), "tuned": val is not None and bool(_free(key, cfg)),
                 **{f"param_{k}": v for k, v in best.items()},
             })  # fmt: skip
     tuning = pd.concat(grids, ignore_index=True) if grids else pd.DataFrame()
@@ -699,6 +762,32 @@ def run_many(datasets: Mapping[str, Any], cfg: DBNormConfig) -> MainResult:
     tuning = pd.concat([r.tuning for r in results if len(r.tuning)], ignore_index=True) if any(
         len(r.tuning) for r in results) else pd.DataFrame()  # fmt: skip
     return MainResult(table, tuning)
+
+
+def missing_banks(
+    key: str, data: Any, direction: str, cfg: DBNormConfig
+) -> tuple[str, ...]:
+    """The banks method ``key`` needs in ``direction`` that ``data`` lacks (empty: it runs).
+
+    Names are ``"query"``, ``"gallery"`` (the banks of that direction: gallery->query
+    swaps them) and ``"cross"`` (DBSN's query-bank x gallery-bank matrix, computed from
+    embeddings only). Precomputed similarity matrices have no gallery->query direction:
+    every bank is missing there.
+    """
+    if _is_paired(data):
+        have = {
+            "query": data.bank_query is not None,
+            "gallery": data.bank_gallery is not None,
+        }
+        if direction == "gallery_to_query":
+            have = {"query": have["gallery"], "gallery": have["query"]}
+        have["cross"] = have["query"] and have["gallery"]
+    elif direction == "query_to_gallery":
+        have = {"query": data.bank_query_sims is not None,
+                "gallery": data.bank_gallery_sims is not None, "cross": False}  # fmt: skip
+    else:
+        have = {"query": False, "gallery": False, "cross": False}
+    return tuple(b for b in _banks_needed(key, cfg) if not have[b])
 
 
 def _banks_needed(key: str, cfg: DBNormConfig) -> tuple[str, ...]:

@@ -60,6 +60,7 @@ COMPAT_FLAGS: dict[str, dict[str, object]] = {
         "centrality_exclude_pad": True,
         "centrality_exclude_self": True,
         "tie_temperatures": False,
+        "separate_plans": False,
     },
     "official": {
         "nal_stats": "complement",
@@ -68,6 +69,7 @@ COMPAT_FLAGS: dict[str, dict[str, object]] = {
         "centrality_exclude_pad": False,
         "centrality_exclude_self": False,
         "tie_temperatures": True,
+        "separate_plans": True,
     },
 }
 
@@ -762,6 +764,7 @@ def uniform_regularisation(
     tau: float = 3.0,
     iters: int = 50,
     eps: float = 1.0,
+    separate_plans: bool = False,
 ) -> torch.Tensor:
     r"""Return the uniform regularisation :math:`L_{\rm Opt}` towards a Sinkhorn plan.
 
@@ -773,7 +776,7 @@ def uniform_regularisation(
         L^{q\to g} = -\tfrac1B\sum_{ij} T_{ij}\log\operatorname{softmax}_j(\tau G_{ij}),
 
     with :math:`Q` = :func:`sinkhorn_plan` of :math:`G` (no gradient), the
-    gallery-to-query term on :math:`G^\top` with target plan :math:`Q^\top`, and
+    gallery-to-query term the same on :math:`G^\top` with its own target plan, and
     :math:`L_{\rm Opt} = \frac12(L^{q\to g} + L^{g\to q})`.
 
     Parameters
@@ -786,17 +789,27 @@ def uniform_regularisation(
         :math:`\tau_u`, a logit multiplier.
     iters, eps
         Passed to :func:`sinkhorn_plan`.
+    separate_plans : bool, default False
+        ``True`` runs Sinkhorn separately on :math:`G` and on :math:`G^\top`, as the
+        released code does (``compute_uniform_loss`` in ``NeighborRetr/models/
+        modeling.py`` of ``zzezze/NeighborRetr``, commit 04112ee, calls the loss once
+        per direction) and as ``compat="official"`` selects. ``False`` (project
+        default) runs it once and uses :math:`Q^\top` for :math:`G^\top`: the two
+        agree at convergence (the entropic plan of :math:`G^\top` is :math:`Q^\top`),
+        but after a finite number of iterations they differ, and so do the loss and
+        its gradient (by up to a few percent of the term at raw score scales of
+        20-50 and 50 iterations). Half the Sinkhorn cost.
 
     Returns
     -------
     Tensor
-        Scalar loss.
+        Scalar loss, non-negative in every floating type: each summand
+        :math:`-T_{ij}\log\operatorname{softmax}_j` is a non-negative weight times a
+        non-positive log-probability.
 
     Notes
     -----
-    One plan serves both directions: the entropic OT plan of :math:`G^\top` is
-    :math:`Q^\top` at convergence (a separate run on :math:`G^\top` differs only by
-    the residual of the finite iterations). Book: :ref:`sec-neighborretr`.
+    Book: :ref:`sec-neighborretr`.
     """
     func = "uniform_regularisation"
     g = _check_square_sims(global_sims, func)
@@ -804,26 +817,23 @@ def uniform_regularisation(
     tau = V.check_positive(tau, "tau", func, allow_zero=True)
     iters = V.check_int(iters, "iters", func, low=1)
     eps = V.check_positive(eps, "eps", func)
-    return _uniform(g, beta, tau, iters, eps)
+    return _uniform(g, beta, tau, iters, eps, bool(separate_plans))
 
 
 def _uniform(
-    g: torch.Tensor, beta: float, tau: float, iters: int, eps: float
+    g: torch.Tensor, beta: float, tau: float, iters: int, eps: float, separate: bool
 ) -> torch.Tensor:
-    # the entropic plan of G^T is the transpose of that of G (uniform marginals, unique
-    # optimum); the columns of Q are exact after the last update, so Q^T rows sum to 1
+    # one plan per direction (the release), or the transpose of the plan of G (equal at
+    # convergence: uniform marginals, unique optimum)
     q = _sinkhorn(g, iters, eps)
-    b = g.shape[0]
+    plans = (q, _sinkhorn(g.T, iters, eps) if separate else q.T)
     total = g.new_zeros(())
-    # -sum_j T_ij log softmax_j(tau x_ij) = r_i LSE_i(tau x) - tau sum_j T_ij x_ij with
-    # T = beta Q + (1 - beta) I and r_i = sum_j T_ij: no (B, B) log-softmax or T
-    diag = g.diagonal()
-    for x, plan in ((g, q), (g.T, q.T)):
-        rows = beta * plan.sum(dim=1) + (1.0 - beta)
-        cross = beta * (plan * x).sum() + (1.0 - beta) * diag.sum()
-        total = (
-            total + ((rows * torch.logsumexp(tau * x, dim=1)).sum() - tau * cross) / b
-        )
+    # -sum_j T_ij log softmax_j(tau x_ij) with T = beta Q + (1 - beta) I, summed as
+    # non-negative terms (T >= 0, log-softmax <= 0): no cancellation below zero
+    for x, plan in zip((g, g.T), plans, strict=True):
+        logp = torch.log_softmax(tau * x, dim=1)
+        nll = -(beta * (plan * logp).sum(dim=1) + (1.0 - beta) * logp.diagonal())
+        total = total + nll.mean()
     return 0.5 * total
 
 
@@ -904,6 +914,7 @@ class _Flags:
     centrality_exclude_pad: bool
     centrality_exclude_self: bool
     tie_temperatures: bool
+    separate_plans: bool
 
 
 class NeighborRetrLoss(nn.Module):
@@ -936,8 +947,9 @@ class NeighborRetrLoss(nn.Module):
         See :func:`kl_consistency` (§5 row 6).
     compat : {"fixed", "official"}, default "fixed"
         Sets every flag below to the project default or to the official code.
-    nal_stats, detach_weights, detach_targets, centrality_exclude_pad, centrality_exclude_self, tie_temperatures
-        Individual overrides of ``COMPAT_FLAGS`` (``None`` = from ``compat``).
+    nal_stats, detach_weights, detach_targets, centrality_exclude_pad, centrality_exclude_self, tie_temperatures, separate_plans
+        Individual overrides of ``COMPAT_FLAGS`` (``None`` = from ``compat``);
+        ``separate_plans`` is that of :func:`uniform_regularisation`.
 
     Notes
     -----
@@ -978,6 +990,7 @@ class NeighborRetrLoss(nn.Module):
         centrality_exclude_pad: bool | None = None,
         centrality_exclude_self: bool | None = None,
         tie_temperatures: bool | None = None,
+        separate_plans: bool | None = None,
     ) -> None:
         super().__init__()
         func = "NeighborRetrLoss"
@@ -1008,6 +1021,7 @@ class NeighborRetrLoss(nn.Module):
             "centrality_exclude_pad": centrality_exclude_pad,
             "centrality_exclude_self": centrality_exclude_self,
             "tie_temperatures": tie_temperatures,
+            "separate_plans": separate_plans,
         }
         resolved = {
             k: (COMPAT_FLAGS[compat][k] if v is None else v) for k, v in given.items()
@@ -1144,7 +1158,12 @@ class NeighborRetrLoss(nn.Module):
         if self.w_uniform > 0:
             tau_u = self.tau_nal if f.tie_temperatures else self.tau_uniform
             uni = _uniform(
-                g, self.ot_beta, tau_u, self.sinkhorn_iters, self.sinkhorn_eps
+                g,
+                self.ot_beta,
+                tau_u,
+                self.sinkhorn_iters,
+                self.sinkhorn_eps,
+                f.separate_plans,
             )
         kl = zero
         if self.w_kl > 0:

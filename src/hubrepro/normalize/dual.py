@@ -163,7 +163,13 @@ class DualDIS(DualIS):
     the two gated terms are combined with ``logaddexp`` as in :class:`DualIS`.
 
     ``mode="faithful"`` computes what the authors' released code computes once
-    its defect D1 is fixed: an ungated term is the **raw** similarity,
+    its defects D1 and D3 are fixed (D1: both terms normalise the test matrix, not
+    the gallery-bank matrix; D3: each term gets its own copy, because the released
+    dynamic routine writes into its input, so with D1 alone fixed the gallery-bank
+    term gates and rescales the already query-normalised matrix and the product
+    squares one array; :func:`hubrepro.errata.released_db_norm` with ``fix_d1=True``
+    gives that D1-only output and :func:`hubrepro.errata.demo_d3_aliasing` its R@1).
+    An ungated term is the **raw** similarity,
     :math:`T^t_{ij}=\mathrm{IS}_t(q_i,g_j)` if :math:`\gamma^t_i=1` else
     :math:`S_{ij}`, and the output ranks as :math:`T^q_{ij}T^g_{ij}`. A row gated
     by neither bank ranks by :math:`S^2`, which reverses the order where

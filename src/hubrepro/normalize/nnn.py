@@ -17,8 +17,10 @@ __all__ = ["NNN"]
 class NNN(BaseNormalizer):
     r"""NNN: subtract a per-gallery bias, ``alpha`` times the mean of its top-``k`` bank similarities.
 
-    Implements nearest neighbour normalisation :cite:`chowdhury2024nnn` (equation
-    number not verified):
+    Implements nearest neighbour normalisation :cite:`chowdhury2024nnn` as the
+    released code computes it (``multimodal-interpretability/nnn``, commit cea80de,
+    ``nnn/nnn_retriever.py``: the bias is ``alternate_weight`` times the mean of each
+    gallery item's ``alternate_ks`` largest similarities to the reference set):
 
     .. math::
 
@@ -29,11 +31,13 @@ class NNN(BaseNormalizer):
 
     Parameters
     ----------
-    alpha : float, default 0.75
-        Bias weight :math:`\alpha\ge 0` (NNN tunes it on validation data; the
-        default is a reconstruction, not the paper's value).
-    k : int, default 16
-        Number of nearest bank items per gallery item (reconstructed default).
+    alpha : float, default 0.5
+        Bias weight :math:`\alpha\ge 0`: the default ``alternate_weight`` of the
+        release's ``NNNRanker`` (its README suggests 0.75 as a starting point and
+        the paper sweeps it on validation data).
+    k : int, default 256
+        Number of nearest bank items per gallery item: the release's default
+        ``alternate_ks`` (its README suggests 128). Must not exceed the bank size.
     bank : {"query", "gallery"}, default "query"
         NNN uses a bank of reference queries.
 
@@ -60,7 +64,7 @@ class NNN(BaseNormalizer):
     _k_axes = ("bank",)
 
     def __init__(
-        self, *, alpha: float = 0.75, k: int = 16, bank: str = "query"
+        self, *, alpha: float = 0.5, k: int = 256, bank: str = "query"
     ) -> None:
         self._store(alpha=alpha, k=k, bank=bank)
 

@@ -1,12 +1,23 @@
 r"""Sinkhorn normalisation with one bank (SN) and with two banks (DBSN).
 
-Both are **reconstructions** (provenance REC): the DBSN paper (ACM MM 2025,
-arXiv 2508.02538) and its code were not read for this project. What is known
-from the spec: DBSN re-implements DBNorm's ``db_norm``, uses temperatures
-:math:`\tau=1/\beta`, and its data format carries four matrices, including a
-bank-query x bank-gallery matrix (``gq_gt_sims``). The constructions below are
-the entropic optimal-transport generalisation of the inverted softmax that
-those facts suggest; they are labelled as such in the book.
+Both compute what the released DBSN code computes (DBSN, ACM MM 2025, arXiv
+2508.02538; code ``ppanzx/DBSN``, commit 44aacaa, ``Sinkhorn_Normalization`` and its
+"Dual-Bank" call in ``Image_Retrieval/dbsn.py`` and ``Video_Retrieval/dbsn.py``),
+checked by running that call through POT in the test suite. The release solves
+entropic optimal transport between the test gallery (rows) and the query bank
+(columns) with POT's ``ot.sinkhorn`` on the cost :math:`1-S` with ``reg`` :math:`=\tau`
+(so :math:`\beta=1/\tau`), uniform marginals and ``numItermax=10``, and scores a test
+query by :math:`S_{ij}+\tau\log u_j` with the gallery scalings :math:`u`; its dual-bank
+variant appends the gallery bank to the rows (its similarities to the query bank) and
+keeps the test rows. What matches: the update order (bank side first, from uniform
+gallery scalings, then the gallery side), the marginals, the kept potentials and the
+number of iterations (``n_iter=10``); the rankings are identical and the scores equal
+up to a constant (the cost's 1). What differs: the iterations are run in the log domain
+and streamed over bank chunks (no overflow at large :math:`\beta`); POT checks the
+marginal error against ``stopThr=1e-9`` every ten iterations, while here the loop stops
+when the gallery potentials move less than ``tol`` (``tol=0`` runs exactly ``n_iter``
+iterations, as the release does in practice); and the release's :math:`\tau=0.01` is
+:math:`\beta=100`, while the default here is DBNorm's :math:`\beta_q`.
 
 Book: :ref:`sec-normalisation`, :ref:`eq-sn`.
 """
@@ -48,11 +59,16 @@ class SinkhornNorm(InvertedSoftmax):
 
         \mathrm{SN}_{ij} = \beta S_{ij} + \log v_j .
 
-    Stopped after one column update from :math:`u=1`, :math:`\log v_j=-c_j-\log N`
-    and SN ranks exactly like :class:`InvertedSoftmax`; the further iterations
-    also balance the bank side, so that no gallery item absorbs more than its
-    share of the bank's mass. Reconstructed from the DBSN paper's description
-    :cite:`dbsn2025` (not from its code).
+    Each iteration updates the bank side first (from uniform gallery potentials in
+    the first iteration), then the gallery side, the order of the released DBSN code
+    :cite:`dbsn2025` (``ppanzx/DBSN``, commit 44aacaa, via POT's ``ot.sinkhorn``; see
+    the module docstring for what matches). One iteration is therefore
+    :class:`InvertedSoftmax` on the bank rows each divided by its own softmax mass,
+    :math:`\beta P_{bj}-\mathrm{LSE}_{j'}(\beta P_{bj'})`; it equals IS on the raw bank
+    only when every bank row has the same :math:`\mathrm{LSE}_j(\beta P_{bj})`, and
+    in general agrees with it on the top-1 of only part of the queries. Further
+    iterations balance both sides, so that no gallery item absorbs more than its
+    share of the bank's mass.
 
     Parameters
     ----------
@@ -61,9 +77,12 @@ class SinkhornNorm(InvertedSoftmax):
         :math:`1/\beta`); the one of ``bank`` is used.
     bank : {"query", "gallery"}, default "query"
     n_iter : int, default 10
-        Maximum Sinkhorn iterations; each is one pass over the bank.
+        Maximum Sinkhorn iterations (the release runs 10); each is one pass over
+        the bank.
     tol : float, default 1e-4
-        Stop when the column potentials move less than ``tol``.
+        Stop before ``n_iter`` when no gallery potential :math:`\log v_j` moved by
+        ``tol`` or more in the last iteration (``n_iter_`` says how many ran);
+        ``0`` runs exactly ``n_iter`` iterations.
     scale : {"similarity", "log"}, default "similarity"
         ``"similarity"`` returns :math:`S_{ij}+\log v_j/\beta`.
 
@@ -116,7 +135,7 @@ class SinkhornNorm(InvertedSoftmax):
         super()._check_params()
         f = type(self).__name__
         check_int(self.n_iter, "n_iter", f, low=1)
-        check_positive(self.tol, "tol", f)
+        check_positive(self.tol, "tol", f, allow_zero=True)
 
     def _fit_sources(
         self, sources: dict[str, BankSource], func: str, extra: dict
@@ -164,13 +183,13 @@ class _ConcatSource(BankSource):
 
 
 class DBSN(SinkhornNorm):
-    r"""Dual-bank Sinkhorn normalisation (DBSN, reconstructed): SN whose targets include the gallery bank.
+    r"""Dual-bank Sinkhorn normalisation (DBSN): SN whose targets include the gallery bank.
 
     A query bank drawn from training pairs has its own partners, the gallery
     bank; transporting it onto the test gallery alone forces its mass onto
-    test items it has no partner among. DBSN (as reconstructed here) transports
-    the query bank onto the union of the test gallery and the gallery bank,
-    with uniform marginals, and keeps the potentials of the test columns:
+    test items it has no partner among. DBSN transports the query bank onto the
+    union of the test gallery and the gallery bank, with uniform marginals, and
+    keeps the potentials of the test columns:
 
     .. math::
 
@@ -180,9 +199,11 @@ class DBSN(SinkhornNorm):
         \mathrm{DBSN}_{ij} = \beta_q S_{ij} + \log v_j,\quad j\le N,
 
     with :math:`v` the column potentials of Sinkhorn on :math:`e^{\beta_q\tilde P}`
-    (see :class:`SinkhornNorm`). Reconstructed :cite:`dbsn2025`: the paper's exact
-    formulation (e.g. whether test queries join the source side, or whether an
-    extra weight appears) was not available.
+    (see :class:`SinkhornNorm`). This is the "Dual-Bank Sinkhorn_Normalization" of
+    the released code :cite:`dbsn2025` (``ppanzx/DBSN``, commit 44aacaa, which
+    concatenates the test-gallery and gallery-bank similarities to the query bank
+    and keeps the test rows' potentials), up to the differences listed in the module
+    docstring.
 
     From matrices, call ``fit(bank_query_sims, bank_cross_sims=...)`` where
     ``bank_cross_sims`` is :math:`P^{qg}` of shape ``(n_bank_query,
@@ -232,7 +253,7 @@ class DBSN(SinkhornNorm):
         f = type(self).__name__
         check_beta(self.beta_query, "beta_query", f)
         check_int(self.n_iter, "n_iter", f, low=1)
-        check_positive(self.tol, "tol", f)
+        check_positive(self.tol, "tol", f, allow_zero=True)
         check_scale(self.scale, f)
 
     def fit(
