@@ -34,3 +34,66 @@ def test_save_artifact_dispatches_on_type(tmp_path):
     plt.close(fig)
     assert reporting.save_artifact({"x": 1}, tmp_path, "nb10-val-x").suffix == ".json"
     assert reporting.format_table(df, 2).iloc[0, 0] == 1.23
+
+
+def _cfg_class():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cfg:
+        seed: int = 0
+        ks: tuple[int, ...] = (1, 5)
+        artifact_dir: str = "art"
+
+    return Cfg
+
+
+def test_notebook_config_reads_only_the_config_fields_from_the_namespace():
+    Cfg = _cfg_class()
+    ns = {"seed": 7, "ks": [2, 3], "torch": object(), "glue": print}
+    cfg = reporting.notebook_config(Cfg, ns)
+    assert cfg == Cfg(seed=7, ks=(2, 3))  # lists become tuples; other names ignored
+    assert reporting.notebook_config(Cfg, {}) == Cfg()  # defaults where not exposed
+
+
+def test_notebook_config_refuses_a_mistyped_value_and_a_non_dataclass():
+    import pytest
+
+    Cfg = _cfg_class()
+    with pytest.raises(TypeError, match="`seed` of Cfg"):
+        reporting.notebook_config(Cfg, {"seed": "7"})
+    with pytest.raises(TypeError, match="must be a dataclass type"):
+        reporting.notebook_config(Cfg(), {})
+
+
+def test_publish_saves_and_glues_and_record_provenance_uses_the_final_config(
+    tmp_path, monkeypatch
+):
+    import dataclasses
+
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(
+        myst_nb, "glue", lambda key, obj, display=True: glued.setdefault(key, obj)
+    )
+    df = pd.DataFrame({"a": [1.0]})
+    assert reporting.publish("nb99-tbl-x", df, tmp_path) is df
+    assert (tmp_path / "nb99-tbl-x.csv").exists() and glued["nb99-tbl-x"] is df
+    reporting.publish("nb99-val-n", 3)
+    assert glued["nb99-val-n"] == 3 and not (tmp_path / "nb99-val-n.json").exists()
+
+    Cfg = _cfg_class()
+    cfg = dataclasses.replace(Cfg(artifact_dir=str(tmp_path)), seed=11)
+    prov = reporting.record_provenance(cfg, "nb99-txt-provenance")
+    on_disk = json.loads((tmp_path / "provenance.json").read_text())
+    assert (
+        on_disk["parameters"]
+        == prov["parameters"]
+        == {
+            "seed": 11,
+            "ks": [1, 5],
+            "artifact_dir": str(tmp_path),
+        }
+    )
+    assert glued["nb99-txt-provenance"].startswith("Produced by hubrepro")

@@ -1,13 +1,16 @@
 """Tables, figures and provenance for the book.
 
-Notebooks call :func:`use_book_style` once, build figures with matplotlib (or the
-``plot_*`` helpers of the science modules), save artifacts with :func:`save_artifact`
-and end with :func:`provenance`, which records what produced the numbers: the git
-commit and dirty flag, the parameters, package versions and data checksums.
+Notebooks call :func:`use_book_style` once, build their experiment config from the
+parameters cell with :func:`notebook_config`, build figures with matplotlib (or the
+``plot_*`` helpers of the science modules), save and glue each result with
+:func:`publish` (an artifact file plus a glue key the book pastes), and end with
+:func:`record_provenance`, which records what produced the numbers: the git commit
+and dirty flag, the configuration actually used, package versions and data checksums.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -20,6 +23,9 @@ from typing import Any
 
 __all__ = [
     "use_book_style",
+    "notebook_config",
+    "publish",
+    "record_provenance",
     "provenance",
     "provenance_line",
     "write_provenance",
@@ -94,15 +100,22 @@ def _version(pkg: str) -> str | None:
 
 
 def provenance(
-    params: Mapping[str, Any] | None = None, data_files: Iterable[str | Path] = ()
+    params: Any = None, data_files: Iterable[str | Path] = ()
 ) -> dict[str, Any]:
     """Describe what produced a notebook's numbers.
 
-    Returns a JSON-serialisable dict: git commit and dirty flag (``None`` outside a
-    checkout), the parameters, Python/platform, package versions, torch threads and
-    device availability, and the SHA-256 of each data file.
+    ``params`` is a mapping of parameters or an experiment config (a dataclass, recorded
+    through :func:`hubrepro.config.to_params`). Returns a JSON-serialisable dict: git
+    commit and dirty flag (``None`` outside a checkout), the parameters, Python/platform,
+    package versions, torch threads and device availability, and the SHA-256 of each
+    data file.
     """
     import torch
+
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        from hubrepro.config import to_params
+
+        params = to_params(params)
 
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
@@ -156,6 +169,84 @@ def save_artifact(obj: Any, artifact_dir: str | Path, key: str) -> Path:
         p = d / f"{key}.json"
         p.write_text(json.dumps(obj, indent=1, default=str) + "\n")
     return p
+
+
+def notebook_config(cls: type, namespace: Mapping[str, Any]) -> Any:
+    """Build a notebook's experiment config from the variables of its parameters cell.
+
+    Every field of the frozen dataclass ``cls`` that ``namespace`` defines (a notebook
+    passes ``globals()`` right after its ``parameters`` cell, so papermill's injected
+    values are the ones read) is taken from it; the fields the notebook does not expose
+    keep their defaults. Values are checked as by :func:`hubrepro.config.from_params`,
+    so a mistyped ``-p`` value fails before any work starts. The names come from the
+    config class, so no hand-written list of parameter names can drift from it.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass whose field names are the notebook's parameter names.
+    namespace : Mapping
+        The notebook's global variables.
+
+    Returns
+    -------
+    An instance of ``cls``.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Cfg:
+    ...     seed: int = 0
+    ...     k: int = 10
+    >>> notebook_config(Cfg, {"seed": 3, "glue": print})
+    Cfg(seed=3, k=10)
+    """
+    from hubrepro.config import from_params
+
+    if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
+        raise TypeError(
+            f"notebook_config: `cls` must be a dataclass type; got {cls!r}. Pass the "
+            "experiment's config class, e.g. StudyConfig."
+        )
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    return from_params(cls, {n: namespace[n] for n in names if n in namespace})
+
+
+def publish(
+    key: str, obj: Any, artifact_dir: str | Path | None = None, *, display: bool = False
+) -> Any:
+    """Save ``obj`` as an artifact (when ``artifact_dir`` is given) and glue it as ``key``.
+
+    The one call behind every number, table and figure the book pastes: a DataFrame is
+    written as ``artifact_dir/key.csv``, a figure as ``key.png``, anything else as
+    ``key.json`` (:func:`save_artifact`), then ``myst_nb.glue(key, obj,
+    display=display)`` makes it available to ``{glue:*}`` pastes. Plain numbers and
+    strings are glued only (pass ``artifact_dir=None``). Returns ``obj`` so a notebook
+    cell can end with it and show it.
+    """
+    from myst_nb import glue
+
+    if artifact_dir is not None:
+        save_artifact(obj, artifact_dir, key)
+    glue(key, obj, display=display)
+    return obj
+
+
+def record_provenance(
+    cfg: Any, key: str, *, data_files: Iterable[str | Path] = ()
+) -> dict[str, Any]:
+    """Write ``provenance.json`` for the config actually used and glue its one-line summary.
+
+    ``cfg`` is the notebook's final experiment config (after any
+    ``dataclasses.replace``); it must have an ``artifact_dir`` field. The provenance
+    (:func:`provenance`) is written into that folder and :func:`provenance_line` is
+    glued as ``key``. Returns the provenance record.
+    """
+    prov = provenance(cfg, data_files)
+    write_provenance(cfg.artifact_dir, prov)
+    publish(key, provenance_line(prov))
+    return prov
 
 
 def format_table(df: Any, decimals: int = 2) -> Any:
