@@ -298,3 +298,12 @@ def test_torch_compile_matches_eager():
     a, b = m(ids, images), compiled(ids, images)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_global_norm_fixes_the_scale_of_the_global_vectors():
+    m = _model(global_norm=10.0)
+    out = m(*_batch())
+    for key in ("query_global", "gallery_global"):
+        torch.testing.assert_close(out[key].norm(dim=1), torch.full((5,), 10.0))
+    with pytest.raises(ValueError, match="global_norm"):
+        _model(global_norm=0.0)

@@ -91,19 +91,24 @@ def _pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class _Heads(nn.Module):
     """Token projection (local and tokens) and global map of a tower."""
 
-    def __init__(self, width: int, embed_dim: int) -> None:
+    def __init__(self, width: int, embed_dim: int, global_norm: float | None) -> None:
         super().__init__()
         self.proj = nn.Linear(width, embed_dim)
         self.glob = nn.Linear(width, embed_dim)
+        self.global_norm = global_norm
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> TowerOutput:
         pooled = _pool(states, mask)
+        glob = self.glob(pooled)
+        if self.global_norm is not None:
+            glob = self.global_norm * F.normalize(glob, dim=-1)
         return TowerOutput(
-            F.normalize(self.proj(pooled), dim=-1),
-            self.glob(pooled),
-            self.proj(states),
-            mask,
+            F.normalize(self.proj(pooled), dim=-1), glob, self.proj(states), mask
         )
+
+
+def _check_global_norm(x: float | None, func: str) -> float | None:
+    return None if x is None else V.check_positive(x, "global_norm", func)
 
 
 def _groups(channels: int) -> int:
@@ -144,6 +149,16 @@ class ImageEncoder(nn.Module):
         Residual ``Conv 3x3`` blocks after each stage.
     embed_dim : int, default 64
         Size of the shared space.
+    norm : {"group", "batch", "none"}, default "group"
+        Normalisation after each convolution (group norm keeps samples independent
+        of their batch).
+    position_mlp : bool, default True
+        Add a learnt position to each patch token and bind it to the content with a
+        token-wise MLP, so that the mean over tokens keeps where things are.
+    global_norm : float or None, default None
+        ``None``: the global vector is a free linear map of the pooled state (its
+        scale is learnt); a number :math:`r`: global vectors have norm :math:`r`, so
+        :math:`G = r^2 \cos` (CLIP's unnormalised embeddings have norms near 10).
 
     Notes
     -----
@@ -168,6 +183,7 @@ class ImageEncoder(nn.Module):
         embed_dim: int = 64,
         norm: str = "group",
         position_mlp: bool = True,
+        global_norm: float | None = None,
     ) -> None:
         super().__init__()
         func = "ImageEncoder"
@@ -215,7 +231,11 @@ class ImageEncoder(nn.Module):
         )
         if self.position is not None:
             nn.init.normal_(self.position, std=0.02)
-        self.heads = _Heads(c_in, V.check_int(embed_dim, "embed_dim", func, low=1))
+        self.heads = _Heads(
+            c_in,
+            V.check_int(embed_dim, "embed_dim", func, low=1),
+            _check_global_norm(global_norm, func),
+        )
 
     def forward(self, images: torch.Tensor) -> TowerOutput:
         """Encode ``images`` ``(n, 3, S, S)`` (uint8 in [0, 255] or floating in [0, 1])."""
@@ -288,6 +308,8 @@ class TextEncoder(nn.Module):
         Size of the shared space.
     pad_id : int, default 0
         The padding id; the mask is ``ids != pad_id``.
+    global_norm : float or None, default None
+        As in :class:`ImageEncoder`.
 
     Examples
     --------
@@ -308,6 +330,7 @@ class TextEncoder(nn.Module):
         heads: int = 4,
         embed_dim: int = 64,
         pad_id: int = 0,
+        global_norm: float | None = None,
     ) -> None:
         super().__init__()
         func = "TextEncoder"
@@ -329,7 +352,11 @@ class TextEncoder(nn.Module):
             for _ in range(V.check_int(layers, "layers", func, low=0))
         )
         self.norm = nn.LayerNorm(width)
-        self.heads = _Heads(width, V.check_int(embed_dim, "embed_dim", func, low=1))
+        self.heads = _Heads(
+            width,
+            V.check_int(embed_dim, "embed_dim", func, low=1),
+            _check_global_norm(global_norm, func),
+        )
 
     def forward(self, ids: torch.Tensor) -> TowerOutput:
         """Encode token ids ``(n, L)`` with ``L <= max_len`` (padding = ``pad_id``)."""
@@ -481,6 +508,9 @@ class EncoderConfig:
     text_layers: int = 1  # self-attention layers
     text_heads: int = 4  # attention heads
     embed_dim: int = 64  # shared space
+    global_norm: float | None = (
+        None  # None: free global vectors; r: global vectors of norm r
+    )
     logit_scale_init: float = 1 / 0.07  # initial lambda (CLIP)
     logit_scale_max: float = 100.0  # clamp of lambda
     learn_logit_scale: bool = True  # False: lambda fixed at its initial value
@@ -524,6 +554,7 @@ def build_dual_encoder(
         layers=cfg.text_layers,
         heads=cfg.text_heads,
         embed_dim=cfg.embed_dim,
+        global_norm=cfg.global_norm,
     )
     image = ImageEncoder(
         image_size=cfg.image_size,
@@ -532,6 +563,7 @@ def build_dual_encoder(
         embed_dim=cfg.embed_dim,
         norm=cfg.norm,
         position_mlp=cfg.position_mlp,
+        global_norm=cfg.global_norm,
     )
     return DualEncoder(
         text,
