@@ -48,12 +48,16 @@ def test_different_seeds_differ(seed):
     assert a.test.captions != b.test.captions
 
 
-def test_test_split_does_not_depend_on_the_training_size():
-    a = make_shapes_world(seed=0, **SMALL)
-    b = make_shapes_world(seed=0, **{**SMALL, "n_train": 90})
-    assert torch.equal(a.test.images, b.test.images)
-    assert a.test.captions == b.test.captions
-    assert b.train.n_images == 90
+def test_splits_share_one_distribution_despite_rejection():
+    """Rejection thins frequent one-object scenes alike in every split (no hidden shift)."""
+    w = make_shapes_world(
+        seed=0, zipf=2.0, n_train=2400, n_bank=0, n_val=0, n_test=800, image_size=12
+    )
+    one = {
+        n: float((w.split(n).n_objects == 1).double().mean()) for n in ("train", "test")
+    }
+    assert one["test"] < 1 / 3 - 0.03  # thinned (a third without rejection)
+    assert abs(one["train"] - one["test"]) < 0.04
 
 
 def test_load_dataset_and_registry():

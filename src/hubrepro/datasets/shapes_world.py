@@ -57,14 +57,15 @@ own image by construction (a test checks it against a naive evaluator).
 selection), ``bank`` (the data of bank-based normalisers such as DBNorm's, drawn from
 the training distribution unless ``bank_shift`` > 0) and ``train``. No discrete scene
 (background plus the attributes of the object in each cell) occurs twice in the world,
-so no image of one split has an attribute-identical twin in another; scenes are drawn
-by rejection under this constraint (which thins the most frequent one-object scenes
-when ``zipf`` is large). Captions are *not* unique: "red circle" is a caption of many
-images, in every split, which is the point of partial descriptions. ``test_shift`` =
-:math:`s` draws the test split's pairs from :math:`(1-s)\pi + s\,\pi_{\rm perm}`
-(a permuted popularity; ``bank_shift`` likewise for the bank): a distribution shift
-between training and test. Each split has its own random streams, generated in the
-order test, val, bank, train, so the test split does not change when ``n_train`` does.
+so no image of one split has an attribute-identical twin in another. Scenes are drawn
+by rejection under this constraint, which thins the most frequent one-object scenes
+(more so when ``zipf`` is large); the splits are filled side by side in proportion to
+their sizes, so the thinning is the same in every split. Captions are *not* unique:
+"red circle" is a caption of many images, in every split, which is the point of
+partial descriptions. ``test_shift`` = :math:`s` draws the test split's pairs from
+:math:`(1-s)\pi + s\,\pi_{\rm perm}` (a permuted popularity; ``bank_shift``
+likewise for the bank): a distribution shift between training and test. Each split has
+its own random streams for scenes, pixels and captions.
 
 Why a new container
 -------------------
@@ -83,7 +84,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +131,7 @@ STATEMENT_FIELDS = (
 )  # fmt: skip
 _N_FIELDS = len(STATEMENT_FIELDS)
 _F_NDESC, _F_REL, _F_BG, _F_COUNT = 15, 16, 17, 18
-#: Split names, in generation order.
+#: Split names.
 SPLITS = ("test", "val", "bank", "train")
 _ANY_REGION = 511  # all nine cells
 _N_PAIRS = len(SHAPES) * len(COLOURS)
@@ -248,7 +249,7 @@ class ShapesWorldConfig:
         V.check_positive(self.pixel_noise, "pixel_noise", f, allow_zero=True)
 
     def split_sizes(self) -> dict[str, int]:
-        """Images per split, in generation order."""
+        """Images per split."""
         return {
             "test": self.n_test,
             "val": self.n_val,
@@ -574,22 +575,13 @@ def _pair_prior(zipf: float, rank: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
-def _draw_scenes(
-    rng: np.random.Generator,
-    n: int,
-    prior: np.ndarray,
-    cfg: ShapesWorldConfig,
-    seen: set[bytes],
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` scenes unseen in ``seen`` (updated): objects (n, max_objects, 5), background (n,)."""
+def _candidates(
+    rng: np.random.Generator, prior: np.ndarray, cfg: ShapesWorldConfig
+) -> Iterator[tuple[np.ndarray, int, bytes]]:
+    """Endless random scenes ``(objects (max_objects, 5), background, signature)``."""
     mo = cfg.max_objects
-    objects = np.full((n, mo, 5), -1, dtype=np.int64)
-    background = np.zeros(n, dtype=np.int64)
-    filled = 0
-    for _ in range(10_000):
-        if filled == n:
-            break
-        m = max(64, 2 * (n - filled))
+    while True:
+        m = 256
         n_obj = rng.integers(cfg.min_objects, cfg.max_objects + 1, size=m)
         pairs = rng.choice(_N_PAIRS, size=(m, mo), p=prior)
         size = rng.integers(0, 2, size=(m, mo))
@@ -608,24 +600,51 @@ def _draw_scenes(
         rows = np.repeat(np.arange(m), mo).reshape(m, mo)
         sig[rows[present], 1 + cells[present]] = code[present]
         for j in range(m):
-            key = sig[j].tobytes()
-            if key in seen:
-                continue
-            seen.add(key)
-            objects[filled] = cand[j]
-            background[filled] = bg[j]
-            filled += 1
-            if filled == n:
+            yield cand[j], int(bg[j]), sig[j].tobytes()
+
+
+def _draw_scenes(
+    streams: dict[str, Iterator[tuple[np.ndarray, int, bytes]]],
+    sizes: dict[str, int],
+    cfg: ShapesWorldConfig,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Scenes of every split, none twice in the world: ``{split: (objects, background)}``.
+
+    A candidate whose signature was already taken is redrawn from its split's stream.
+    The splits are filled side by side, each in proportion to its size, so that the
+    scenes that rejection thins (frequent one-object scenes) are thinned alike in
+    every split and the splits keep one distribution.
+    """
+    mo = cfg.max_objects
+    out = {
+        k: (np.full((n, mo, 5), -1, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        for k, n in sizes.items()
+    }
+    filled = dict.fromkeys(sizes, 0)
+    seen: set[bytes] = set()
+    budget = 200 * sum(sizes.values()) + 10_000
+    while True:
+        todo = [k for k in sizes if filled[k] < sizes[k]]
+        if not todo:
+            return out
+        k = min(todo, key=lambda name: (filled[name] + 1) / sizes[name])
+        objects, background = out[k]
+        for _ in range(budget):
+            cand, bg, key = next(streams[k])
+            if key not in seen:
                 break
-    if filled < n:  # pragma: no cover - needs an absurdly small world
-        V.fail(
-            "make_shapes_world",
-            "config",
-            "a world with enough distinct scenes",
-            f"only {filled} of {n} found",
-            "Lower `zipf`, raise `max_objects` or ask for fewer images.",
-        )
-    return objects, background
+        else:  # pragma: no cover - needs an absurdly small world
+            V.fail(
+                "make_shapes_world",
+                "config",
+                "a world with enough distinct scenes",
+                f"no new scene for split {k!r} after {budget} draws",
+                "Lower `zipf`, raise `max_objects` or ask for fewer images.",
+            )
+        seen.add(key)
+        objects[filled[k]] = cand
+        background[filled[k]] = bg
+        filled[k] += 1
 
 
 # ----------------------------------------------------------------------- render
@@ -1234,17 +1253,19 @@ def make_shapes_world(
     shifted = _pair_prior(cfg.zipf, shifted_rank)
     shift = {"test": cfg.test_shift, "bank": cfg.bank_shift}
     vocab = world_vocabulary()
-    seen: set[bytes] = set()
     splits: dict[str, WorldSplit] = {}
+    streams = {}
+    for i, name in enumerate(SPLITS, start=1):
+        s = shift.get(name, 0.0)
+        p = (1.0 - s) * prior + s * shifted
+        streams[name] = _candidates(_stream(seed, i, 0), p / p.sum(), cfg)
+    scenes = _draw_scenes(streams, cfg.split_sizes(), cfg)
     max_len = 0
     raw: dict[
         str, tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]
     ] = {}
     for i, name in enumerate(SPLITS, start=1):
-        n = cfg.split_sizes()[name]
-        s = shift.get(name, 0.0)
-        p = (1.0 - s) * prior + s * shifted
-        objects, bg = _draw_scenes(_stream(seed, i, 0), n, p / p.sum(), cfg, seen)
+        objects, bg = scenes[name]
         images = _render(_stream(seed, i, 1), objects, bg, cfg)
         texts, stmts = _captions(_stream(seed, i, 2), objects, bg, cfg)
         max_len = max([max_len, *(len(Vocabulary.tokenize(t)) for t in texts)])
