@@ -113,7 +113,7 @@ def load_dataset(
         ``"by-module"``), ``n_query``, ``n_bank``, ``cache_dir``, ``device``,
         ``progress``. ``synthetic``: the fields of :class:`SyntheticConfig`, ``device``,
         ``dtype``. ``shapes-world``: the fields of
-        :class:`~hubrepro.datasets.shapes_world.ShapesWorldConfig`. ``user``:
+        :class:`~hubrepro.datasets.ShapesWorldConfig`. ``user``:
         ``allow_pickle``, ``layout``, ``n_gallery``, ``n_bank`` (subsampling of
         embeddings).
 

@@ -73,7 +73,7 @@ Why a new container
 This world holds raw inputs (uint8 images and token ids) of four splits plus the
 attributes that define relevance; embeddings exist only after an encoder has been
 trained on ``train``. :class:`ShapesWorld` therefore keeps one :class:`WorldSplit` per
-split, and :meth:`ShapesWorld.to_paired` turns encoded test and bank features into a
+split, and :meth:`~hubrepro.datasets.ShapesWorld.to_paired` turns encoded test and bank features into a
 ``PairedData`` (captions = queries, images = gallery, as in text-to-image retrieval), so
 everything downstream (normalisers, hubness, retrieval metrics) is unchanged.
 
@@ -115,10 +115,15 @@ __all__ = [
     "world_vocabulary",
 ]
 
+#: Shapes, in index order (column 0 of :attr:`WorldSplit.objects`).
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
+#: Colours, in index order (column 1).
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "cyan")
+#: Sizes (column 2).
 SIZES = ("small", "large")
+#: Textures (column 3).
 TEXTURES = ("plain", "striped")
+#: Backgrounds (:attr:`WorldSplit.background`).
 BACKGROUNDS = ("dark", "grey", "light")
 #: Relations between the two objects of a caption (``-1`` in a statement: one object).
 RELATIONS = ("and", "left of", "right of", "above", "below", "beside")
@@ -200,7 +205,7 @@ _BG_LEVEL = np.array([0.10, 0.45, 0.85], dtype=np.float32)
 # ------------------------------------------------------------------------ config
 @dataclass(frozen=True)
 class ShapesWorldConfig:
-    """Knobs of :func:`make_shapes_world` (field names equal the notebook parameters)."""
+    """Knobs of :func:`~hubrepro.datasets.make_shapes_world` (field names equal the notebook parameters)."""
 
     n_train: int = 4000  # training images
     n_bank: int = 1000  # bank images (data of bank-based normalisers)
@@ -215,7 +220,9 @@ class ShapesWorldConfig:
     ambiguity: float = 0.0  # in [0, 1]: fewer attributes stated per description
     multi_rate: float = 0.8  # multi-object scenes: captions describing 2-3 objects
     background_rate: float = 0.15  # captions stating the background
-    count_rate: float = 0.1  # captions stating the number of objects
+    count_rate: float = (
+        0.1  # captions stating the number of objects (as "two shapes: ...")
+    )
     jitter: float = 0.15  # object centre jitter, in cell widths (<= 0.5)
     colour_jitter: float = 0.06  # uniform per-channel colour jitter
     pixel_noise: float = 0.03  # std of the (uniform) pixel noise
@@ -407,7 +414,7 @@ class WorldSplit:
     statements : LongTensor of shape (n_captions, 19)
         The meaning of each caption, columns :data:`STATEMENT_FIELDS`.
     tokens : LongTensor of shape (n_captions, max_len)
-        Token ids of the captions (:meth:`ShapesWorld.vocab`), padded with 0.
+        Token ids of the captions (:attr:`~hubrepro.datasets.ShapesWorld.vocab`), padded with 0.
     """
 
     name: str
@@ -481,7 +488,7 @@ class ShapesWorld:
     config : ShapesWorldConfig
     train, bank, val, test : WorldSplit
     vocab : Vocabulary
-        The grammar's word-level vocabulary (:func:`world_vocabulary`).
+        The grammar's word-level vocabulary (:func:`~hubrepro.datasets.shapes_world.world_vocabulary`).
     pair_rank : LongTensor of shape (6, 7)
         Popularity rank (0 = most common) of each (shape, colour) pair in training.
     meta : dict
@@ -503,7 +510,7 @@ class ShapesWorld:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> WorldSplit:
-        """Return the split called ``name`` (one of :data:`SPLITS`)."""
+        """Return the split called ``name`` (one of :data:`~hubrepro.datasets.shapes_world.SPLITS`)."""
         return getattr(self, V.check_choice(name, "name", "ShapesWorld.split", SPLITS))
 
     def __repr__(self) -> str:
@@ -540,7 +547,7 @@ class ShapesWorld:
         -------
         PairedData
             ``query_to_gallery`` = ``caption_to_image``, concept labels
-            (:attr:`WorldSplit.image_labels`), caption texts; ``meta`` names the world.
+            (:attr:`~hubrepro.datasets.shapes_world.WorldSplit.image_labels`), caption texts; ``meta`` names the world.
         """
         t = self.split(split)
         b = self.split(bank) if bank_query is not None else None
@@ -922,7 +929,8 @@ def _caption(
         st[_F_BG] = bg
         word = draw.pick(_BACKGROUND_WORDS[BACKGROUNDS[bg]])
         text += f" on {_article(word)} {word} background"
-    if draw.u() < cfg.count_rate:
+    # (no count in front of a caption that already starts with "position:")
+    if draw.u() < cfg.count_rate and ":" not in text:
         st[_F_COUNT] = n
         singular, plural = draw.pick(_COUNT_NOUNS)
         text = f"{_COUNT_WORDS[n - 1]} {singular if n == 1 else plural}: {text}"

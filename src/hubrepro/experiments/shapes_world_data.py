@@ -353,7 +353,11 @@ def plot_samples(
     rows = -(-n // columns)
     per = world.config.captions_per_image
     fig, axes = plt.subplots(
-        rows, columns, figsize=(2.3 * columns, 2.55 * rows), squeeze=False
+        rows,
+        columns,
+        figsize=(2.3 * columns, 3.3 * rows),
+        squeeze=False,
+        gridspec_kw={"hspace": 0.05, "wspace": 0.12},
     )
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -361,11 +365,18 @@ def plot_samples(
             continue
         ax.imshow(s.images[i].permute(1, 2, 0).numpy(), interpolation="nearest")
         text = [
-            textwrap.fill(f"“{s.captions[per * i + j]}”", 30)
+            textwrap.fill(f"“{s.captions[per * i + j]}”", 32)
             for j in range(min(captions, per))
         ]
-        ax.set_title("\n".join(text), fontsize=7.5, loc="left")
-    fig.tight_layout()
+        ax.text(
+            0.0,
+            -0.03,
+            "\n".join(text),
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize=7.5,
+        )
     return fig
 
 
