@@ -291,6 +291,10 @@ def test_cuda_autocast_step():
 
 
 @pytest.mark.slow
+# torch.compile's CPU path imports torch.jit helpers that warn about their own deprecation
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+)
 def test_torch_compile_matches_eager():
     m = _model().eval()
     ids, images = _batch()
