@@ -452,9 +452,9 @@ def plot_relevance(relevance: pd.DataFrame) -> Any:
 
     fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.0))
     per_cap = relevance["images per caption"].dropna()
-    axes[0].hist(
-        per_cap, bins=np.logspace(0, np.log10(max(2.0, per_cap.max()) + 1), 30)
-    )
+    # integer-aligned logarithmic bins: counts are whole numbers
+    edges = np.unique(np.floor(np.logspace(0, np.log10(per_cap.max() + 1), 30))) - 0.5
+    axes[0].hist(per_cap, bins=edges)
     axes[0].set_xscale("log")
     axes[0].set_xlabel("test images a caption fits")
     axes[0].set_ylabel("captions")
