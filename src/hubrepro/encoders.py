@@ -62,23 +62,15 @@ _PIXEL_STD = 0.25
 
 
 class TowerOutput(NamedTuple):
-    """What one tower returns for a batch of ``n`` inputs.
+    """What one tower returns for a batch of ``n`` inputs."""
 
-    Attributes
-    ----------
-    local : Tensor of shape (n, embed_dim)
-        L2-normalised retrieval vector.
-    global_ : Tensor of shape (n, embed_dim)
-        Unnormalised global vector.
-    tokens : Tensor of shape (n, n_tokens, embed_dim)
-        Token states projected into the shared space (unnormalised).
-    mask : BoolTensor of shape (n, n_tokens)
-        ``True`` at valid tokens.
-    """
-
+    #: Tensor of shape (n, embed_dim): the L2-normalised retrieval vector.
     local: torch.Tensor
+    #: Tensor of shape (n, embed_dim): the global vector (unnormalised by default).
     global_: torch.Tensor
+    #: Tensor of shape (n, n_tokens, embed_dim): token states in the shared space.
     tokens: torch.Tensor
+    #: BoolTensor of shape (n, n_tokens): ``True`` at valid tokens.
     mask: torch.Tensor
 
 
