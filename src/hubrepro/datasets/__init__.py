@@ -8,6 +8,9 @@ test split and a bank) or, for users' similarity matrices, a :class:`SimilarityD
   all-MiniLM-L6-v2 through an on-disk cache (:mod:`hubrepro.datasets.embed`);
 - ``synthetic`` -- a seeded CLIP-like generator with a modality gap, a cone and
   hubness (``hubrepro.datasets.synthetic``);
+- ``shapes-world`` -- rendered images of coloured shapes with captions from a grammar
+  and exactly known relevance, for training encoders from scratch
+  (:mod:`hubrepro.datasets.shapes_world`; returns a :class:`ShapesWorld`);
 - ``user`` -- embeddings or similarity matrices in a folder (:mod:`hubrepro.datasets.user`), e.g. those
   written by the open_clip pipeline (:mod:`hubrepro.datasets.clip`).
 
@@ -25,16 +28,20 @@ from typing import Any
 from hubrepro._validation import check_choice, fail
 
 from ._base import SCALES, PairedData, SimilarityData
+from .shapes_world import ShapesWorld, ShapesWorldConfig, make_shapes_world
 from .synthetic import SyntheticConfig, describe, make_synthetic
 
 __all__ = [
     "PairedData",
     "SimilarityData",
     "SCALES",
+    "ShapesWorld",
+    "ShapesWorldConfig",
     "SyntheticConfig",
     "describe",
     "list_datasets",
     "load_dataset",
+    "make_shapes_world",
     "make_synthetic",
 ]
 
@@ -47,6 +54,12 @@ _DATASETS = {
     "synthetic": (
         "Seeded CLIP-like generator: Zipf concepts, two modality maps, noise, a "
         "modality gap, a cone; multi-caption; concept labels; optional bank shift."
+    ),
+    "shapes-world": (
+        "Rendered images of 1-3 coloured shapes with grammar captions (synonyms, "
+        "word orders, partial descriptions); exact caption-image relevance; long "
+        "tail; train/bank/val/test splits. Raw images and token ids, for training "
+        "encoders (returns a ShapesWorld)."
     ),
     "user": (
         "Your embeddings or similarity matrices in a folder (data_dir): query/gallery"
@@ -65,6 +78,7 @@ _OPTIONS = {
     },
     "synthetic": set(SyntheticConfig.__dataclass_fields__)
     | {"device", "dtype", "generator", "config"},
+    "shapes-world": set(ShapesWorldConfig.__dataclass_fields__) | {"config"},
     "user": {"allow_pickle", "layout", "n_gallery", "n_bank"},
 }
 
@@ -80,15 +94,16 @@ def load_dataset(
     seed: int = 0,
     data_dir: str | Path | None = None,
     **options: Any,
-) -> PairedData | SimilarityData:
+) -> PairedData | SimilarityData | ShapesWorld:
     """Load a dataset by name.
 
     Parameters
     ----------
-    name : {"stdlib-code", "synthetic", "user"}, default "stdlib-code"
+    name : {"stdlib-code", "synthetic", "shapes-world", "user"}, default "stdlib-code"
         The source (:func:`list_datasets`).
     seed : int, default 0
-        Seed of the split (stdlib-code), the draw (synthetic) or the subsample (user).
+        Seed of the split (stdlib-code), the draw (synthetic, shapes-world) or the
+        subsample (user).
     data_dir : str or Path, optional
         A folder in the ``user`` layout. When given, the user's data is loaded
         whatever ``name`` is, and options meant for the other sources are ignored
@@ -97,13 +112,16 @@ def load_dataset(
         Source options. ``stdlib-code``: ``protocol`` (``"random"`` or
         ``"by-module"``), ``n_query``, ``n_bank``, ``cache_dir``, ``device``,
         ``progress``. ``synthetic``: the fields of :class:`SyntheticConfig`, ``device``,
-        ``dtype``. ``user``: ``allow_pickle``, ``layout``, ``n_gallery``, ``n_bank``
-        (subsampling of embeddings).
+        ``dtype``. ``shapes-world``: the fields of
+        :class:`~hubrepro.datasets.ShapesWorldConfig`. ``user``:
+        ``allow_pickle``, ``layout``, ``n_gallery``, ``n_bank`` (subsampling of
+        embeddings).
 
     Returns
     -------
-    PairedData or SimilarityData
-        ``SimilarityData`` only for users' similarity matrices.
+    PairedData or SimilarityData or ShapesWorld
+        ``SimilarityData`` only for users' similarity matrices; ``ShapesWorld`` (raw
+        images and captions of four splits) for ``shapes-world``.
 
     Raises
     ------
@@ -136,6 +154,8 @@ def load_dataset(
         return load_stdlib_code(seed=seed, **options)
     if name == "synthetic":
         return make_synthetic(seed=seed, **options)
+    if name == "shapes-world":
+        return make_shapes_world(seed=seed, **options)
     if data_dir is None:
         fail(
             func,
