@@ -39,6 +39,7 @@ from .gc import GloballyCorrected
 from .identity import Identity
 from .inverted_softmax import InvertedSoftmax
 from .nnn import NNN
+from .persist import load_normalizer, read_record, save_normalizer
 from .qb_norm import QBNorm
 from .sinkhorn import DBSN, SinkhornNorm
 
@@ -48,6 +49,9 @@ __all__ = [
     "normalize",
     "normalize_embeddings",
     "make_normalizer",
+    "save_normalizer",
+    "load_normalizer",
+    "read_record",
     "BaseNormalizer",
     "NotFittedError",
     "Identity",
@@ -186,6 +190,7 @@ def normalize_embeddings(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     bank_dtype: torch.dtype | None = None,
     direction: str = "query_to_gallery",
+    unit_norm: bool = False,
     **hyper: Any,
 ) -> torch.Tensor:
     r"""Normalise query-gallery scores from embeddings, streaming the bank(s).
@@ -201,9 +206,10 @@ def normalize_embeddings(
         A key of :data:`METHODS`.
     query : Tensor of shape (n_query, d)
     gallery : Tensor of shape (n_gallery, d)
-    bank_query : Tensor of shape (n_bank_query, d), optional
-        Bank items of the query modality.
-    bank_gallery : Tensor of shape (n_bank_gallery, d), optional
+    bank_query : Tensor of shape (n_bank_query, d) or MappedRows, optional
+        Bank items of the query modality (a :class:`hubrepro.io.MappedRows` is
+        read from disk chunk by chunk).
+    bank_gallery : Tensor of shape (n_bank_gallery, d) or MappedRows, optional
         Bank items of the gallery modality.
     metric : {"cosine", "dot"}, default "cosine"
     chunk_size : int, default 4096
@@ -213,6 +219,9 @@ def normalize_embeddings(
         ``"gallery_to_query"``: gallery items query the test queries; the
         banks keep their modality (``bank_query`` is still query-modality) and
         swap roles internally; each **column** of the output ranks the queries.
+    unit_norm : bool, default False
+        Declare every embedding unit-norm: ``metric="cosine"`` then skips the
+        re-normalisation passes (see ``fit_embeddings``).
     **hyper
         The method's hyperparameters.
 
@@ -254,15 +263,17 @@ def normalize_embeddings(
         metric=metric,
         chunk_size=chunk_size,
         bank_dtype=bank_dtype,
+        unit_norm=unit_norm,
     )
     dt = acc_dtype(q.dtype)
     gn = g.to(device=q.device, dtype=dt)
-    if metric == "cosine":
+    cosine = metric == "cosine" and not unit_norm
+    if cosine:
         gn = _l2(gn)
     out = torch.empty(q.shape[0], g.shape[0], dtype=q.dtype, device=q.device)
     for a in range(0, q.shape[0], chunk_size):
         qa = q[a : a + chunk_size].to(dt)
-        if metric == "cosine":
+        if cosine:
             qa = _l2(qa)
         out[a : a + qa.shape[0]] = est.transform(qa @ gn.T)
     return out.T.contiguous() if direction == "gallery_to_query" else out
