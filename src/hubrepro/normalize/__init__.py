@@ -49,6 +49,7 @@ __all__ = [
     "normalize",
     "normalize_embeddings",
     "make_normalizer",
+    "transform_embeddings",
     "save_normalizer",
     "load_normalizer",
     "read_record",
@@ -265,6 +266,71 @@ def normalize_embeddings(
         bank_dtype=bank_dtype,
         unit_norm=unit_norm,
     )
+    out = transform_embeddings(
+        est, q, g, metric=metric, chunk_size=chunk_size, unit_norm=unit_norm
+    )
+    return out.T.contiguous() if direction == "gallery_to_query" else out
+
+
+def transform_embeddings(
+    est: BaseNormalizer,
+    query: Any,
+    gallery: Any,
+    *,
+    metric: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    unit_norm: bool = False,
+) -> torch.Tensor:
+    r"""Apply a fitted normaliser to new queries: test scores in chunks, then ``transform``.
+
+    The serving half of *fit once, apply many*: costs the queries' dot products
+    with the gallery plus the method's per-query work; the bank is not touched.
+
+    Parameters
+    ----------
+    est : BaseNormalizer
+        Fitted (e.g. by ``fit_embeddings`` or :func:`load_normalizer`).
+    query : Tensor of shape (n_query, d)
+    gallery : Tensor of shape (n_gallery, d)
+        The gallery the statistics were fitted on.
+    metric : {"cosine", "dot"}, optional
+        Default: the metric of the fit (``est.metric_``), else cosine; a
+        different one is refused.
+    chunk_size : int, default 4096
+        Query rows per chunk.
+    unit_norm : bool, default False
+        Declare the embeddings unit-norm (cosine skips re-normalising).
+
+    Returns
+    -------
+    Tensor of shape (n_query, n_gallery)
+        Dtype and device of ``query``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hubrepro.normalize import DualIS, transform_embeddings
+    >>> g = torch.Generator().manual_seed(0)
+    >>> q, gal, bq, bg = (torch.randn(n, 8, generator=g) for n in (3, 5, 50, 20))
+    >>> est = DualIS(beta_query=20.0, beta_gallery=20.0).fit_embeddings(
+    ...     gal, bank_query=bq, bank_gallery=bg)
+    >>> transform_embeddings(est, q, gal).shape
+    torch.Size([3, 5])
+    """
+    func = "transform_embeddings"
+    fitted_metric = getattr(est, "metric_", None)
+    if metric is None:
+        metric = fitted_metric or "cosine"
+    check_choice(metric, "metric", func, METRICS)
+    if fitted_metric is not None and metric != fitted_metric:
+        fail(func, "metric", f"{fitted_metric!r} (the statistics were fitted with it)",
+             repr(metric))  # fmt: skip
+    check_int(chunk_size, "chunk_size", func, low=1)
+    q = check_matrix(query, "query", func)
+    g = check_matrix(gallery, "gallery", func)
+    if q.shape[1] != g.shape[1]:
+        fail(func, "query", f"of dimension {g.shape[1]} (the gallery's)",
+             f"shape {tuple(q.shape)}")  # fmt: skip
     dt = acc_dtype(q.dtype)
     gn = g.to(device=q.device, dtype=dt)
     cosine = metric == "cosine" and not unit_norm
@@ -276,4 +342,4 @@ def normalize_embeddings(
         if cosine:
             qa = _l2(qa)
         out[a : a + qa.shape[0]] = est.transform(qa @ gn.T)
-    return out.T.contiguous() if direction == "gallery_to_query" else out
+    return out
