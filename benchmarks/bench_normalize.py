@@ -368,7 +368,6 @@ def main(argv=None) -> dict:
         res["in_process"] = inproc
         report(f"in process: floor {inproc['floor']:.3f} s, DualIS {inproc['dualis']:.3f} s, "
                f"DualDIS {inproc['dualdis']:.3f} s")  # fmt: skip
-        del bq, bg
 
         # 6. FAISS
         if not args.skip_index:
