@@ -64,9 +64,8 @@ class NormalizerCostConfig:
     chunk_size: int = 4096  # bank rows per chunk
     repeat: int = 1  # in-process timings: median of `repeat`
     sn_iter: int = 3  # Sinkhorn iterations (SN, DBSN)
-    child_memory: str = (
-        "all"  # child-process peak RSS at "all" bank sizes, the "largest", or "none"
-    )
+    # child-process peak RSS at "all" bank sizes, the "largest", or "none"
+    child_memory: str = "largest"
     seed: int = 0
     device: str = "cpu"
     artifact_dir: str = "_build/artifacts/45_normalizer_cost"
@@ -213,7 +212,8 @@ def headlines(result: CostResult) -> dict[str, Any]:
     From the sweep: ``val-largest-bank``, ``val-dualis-ratio`` and, per method at
     the largest bank, ``val-<method>-extra-mib``. From the benchmark record:
     every ratio of its ``ratios`` block as ``val-bench-<name>``, and the measured
-    quantities the chapter quotes (``val-bench-…``), plus ``txt-bench-machine``.
+    quantities of its ``headline`` block (``val-bench-…``, or ``txt-bench-…`` for
+    text), plus ``txt-bench-machine``.
     """
     cost, bench = result.cost, result.bench
     largest = cost[cost.bank_size == cost.bank_size.max()].set_index("method")
@@ -224,7 +224,8 @@ def headlines(result: CostResult) -> dict[str, Any]:
     for name, value in bench["ratios"].items():
         out[f"val-bench-{name.replace('_', '-')}"] = float(value)
     for name, value in bench["headline"].items():
-        out[f"val-bench-{name.replace('_', '-')}"] = value
+        kind = "txt" if isinstance(value, str) else "val"
+        out[f"{kind}-bench-{name.replace('_', '-')}"] = value
     m = bench["machine"]
     out["txt-bench-machine"] = (
         f"{m['cpu_count']} CPU cores, torch {m['torch']}, NumPy {m['numpy']}, "
