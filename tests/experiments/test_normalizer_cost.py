@@ -44,7 +44,15 @@ def test_headlines_read_the_sweep_and_every_benchmark_ratio(tmp_path):
         "machine": {"cpu_count": 2, "torch": "t", "numpy": "n", "load_before": 1.0},
         "created": "now",
         "race": [{"label": "a", "wall_s": 1.0, "peak_rss_bytes": 2**20}],
-        "targets": [{"label": "x", "value": 2.0, "target": ">= 1.5", "met": True}],
+        "targets": [
+            {
+                "label": "x",
+                "name": "dualis_speedup",
+                "value": 2.0,
+                "target": ">= 1.5",
+                "met": True,
+            }
+        ],
     }
     path = tmp_path / "b.json"
     path.write_text(json.dumps(bench))
@@ -55,6 +63,7 @@ def test_headlines_read_the_sweep_and_every_benchmark_ratio(tmp_path):
     assert h["val-largest-bank"] == 80 and h["val-bench-dualis-speedup"] == 2.0
     assert h["val-bench-dualis-mib"] == 300.0
     assert h["txt-bench-ten-x-cap-error"] == "MemoryError: x"
+    assert h["txt-bench-dualis-speedup-verdict"] == "met"
     assert "2 CPU cores" in h["txt-bench-machine"]
     assert nc.table_ratios(res.bench).loc["x", "met"]
     assert nc.table_race(res.bench).loc["a", "peak RSS (MiB)"] == 1.0

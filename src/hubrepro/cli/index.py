@@ -33,6 +33,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "vectors carry their per-gallery bias as extra coordinates. Needs "
             "`pip install hubrepro[index]`."
         ),
+        epilog=(
+            "examples:\n"
+            "  hubrepro normalize fit dualis --gallery G.npy --query-bank BQ.npy \\\n"
+            "      --gallery-bank BG.npy --beta-query 20 --beta-gallery 20 --save STATS.safetensors\n"
+            "  hubrepro index build --stats STATS.safetensors --gallery G.npy --out IDX\n"
+            "  hubrepro index search IDX --queries Q.npy -k 10 --out top10.npz\n"
+            "Book: chapter 4, section 'Serving from a vector index'."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="action", metavar="{build,search}")
     sub.required = True

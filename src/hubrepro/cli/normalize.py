@@ -84,6 +84,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "`normalize fit METHOD ... --save STATS` once and `normalize apply --stats "
             "STATS ...` for every new batch of queries."
         ),
+        epilog=(
+            "examples:\n"
+            "  hubrepro normalize dualis --queries Q.npy --gallery G.npy --query-bank BQ.npy \\\n"
+            "      --gallery-bank BG.npy --beta-query 20 --beta-gallery 20 --out S.npy\n"
+            "  hubrepro normalize fit dualdis --gallery G.npy --query-bank BQ.npy \\\n"
+            "      --gallery-bank BG.npy --beta-query 20 --beta-gallery 20 --save STATS.safetensors\n"
+            "  hubrepro normalize apply --stats STATS.safetensors --queries Q.npy --gallery G.npy --out S.npy\n"
+            "  torchrun --nproc-per-node 4 -m hubrepro normalize fit dualdis ... --save STATS.safetensors\n"
+            "  hubrepro index build --stats STATS.safetensors --gallery G.npy --out IDX\n"
+            "Book: chapter 4, sections 'Fit once, apply many' and 'Banks larger than one machine'."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="action", metavar="{METHOD,fit,apply,info}")
     sub.required = True

@@ -213,7 +213,8 @@ def headlines(result: CostResult) -> dict[str, Any]:
     the largest bank, ``val-<method>-extra-mib``. From the benchmark record:
     every ratio of its ``ratios`` block as ``val-bench-<name>``, and the measured
     quantities of its ``headline`` block (``val-bench-…``, or ``txt-bench-…`` for
-    text), plus ``txt-bench-machine``.
+    text), ``txt-bench-<ratio>-verdict`` ("met" or "missed") for every target,
+    plus ``txt-bench-machine``.
     """
     cost, bench = result.cost, result.bench
     largest = cost[cost.bank_size == cost.bank_size.max()].set_index("method")
@@ -223,6 +224,10 @@ def headlines(result: CostResult) -> dict[str, Any]:
         out[f"val-{m}-extra-mib"] = float(largest.loc[m, "extra_mib"])
     for name, value in bench["ratios"].items():
         out[f"val-bench-{name.replace('_', '-')}"] = float(value)
+    for t in bench["targets"]:
+        out[f"txt-bench-{t['name'].replace('_', '-')}-verdict"] = (
+            "met" if t["met"] else "missed"
+        )
     for name, value in bench["headline"].items():
         kind = "txt" if isinstance(value, str) else "val"
         out[f"{kind}-bench-{name.replace('_', '-')}"] = value
