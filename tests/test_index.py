@@ -229,3 +229,14 @@ def test_save_load_and_cli_round_trip(data, tmp_path):
     )
     assert again.returncode == 2 and again.stderr.count("\n") == 1
     assert not (tmp_path / "I2").exists()
+
+
+@pytest.mark.gpu
+def test_gpu_faiss_search_equals_cpu(data):
+    if not torch.cuda.is_available() or faiss.get_num_gpus() == 0:
+        pytest.skip("needs a CUDA device and a FAISS GPU build")
+    gal, _, _, q = data
+    est = _fit("dualis", {"beta_query": 5.0, "beta_gallery": 3.0}, data)
+    idx = build_index(gal, est, metric="dot")
+    assert idx._searcher() is not idx.index  # searched on the GPU
+    assert torch.equal(idx.search(q, k=10)[1], _brute_topk(est, q, gal, 10))
