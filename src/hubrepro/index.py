@@ -43,6 +43,12 @@ is a positive multiple of it), :math:`r_i` for a term constant within a row.
   index, then the exact normaliser on the shortlist; its recall against the full
   method is measured by ``tests/test_index.py`` and the benchmark.
 
+The stored coordinate is the bias centred over the gallery and divided by a
+scale (so that it is at most 0.05 in magnitude), and the query's coordinate is
+multiplied by that scale: the inner product changes by a constant per query,
+which changes no ranking, while IVF's lists and HNSW's graph follow the
+embeddings rather than the bias.
+
 Exactness and ties. FAISS computes inner products in float32 in its own order,
 so a search fetches ``k + margin`` candidates and **re-scores** them with
 :math:`S_{ij}+b_j` (the same float32 values ``transform`` computes for every
@@ -77,6 +83,8 @@ from hubrepro._validation import check_choice, check_int, check_matrix, fail
 __all__ = ["HubnessIndex", "bias_table", "build_index", "load_index", "KINDS"]
 
 KINDS = ("flat", "ivf", "hnsw")
+# largest magnitude of a stored (centred, scaled) bias coordinate, next to unit-norm vectors
+_BIAS_SPAN = 0.05
 GATINGS = ("none", "dis", "dualdis")
 _META = "index.json"
 
@@ -207,6 +215,7 @@ class HubnessIndex:
         self.index, self.kind, self.metric, self.dim = index, kind, metric, dim
         self.table, self.gating, self.est, self.record = table, gating, est, record
         self.n_gallery = int(index.ntotal)
+        self.bias_scale = float(record.get("bias_scale", 1.0))
         self._gpu = None
 
     @property
@@ -347,7 +356,7 @@ class HubnessIndex:
         else:
             w = torch.ones(q.shape[0], self.extra, dtype=q.dtype)
         d, ids = self._search_vectors(
-            torch.cat([q, w], dim=1), k + (margin if refine else 0)
+            torch.cat([q, w * self.bias_scale], dim=1), k + (margin if refine else 0)
         )
         if not refine:
             return d[:, :k], ids[:, :k]
@@ -555,6 +564,16 @@ def build_index(
         )
     metric = check_choice(metric or "cosine", "metric", func, ("cosine", "dot"))
     t = 0 if table is None else table.shape[1]
+    stored, scale = None, 1.0
+    if table is not None:
+        # Stored as (b - mean) / scale and queried with weight * scale: the same inner
+        # product up to a constant per query, with a bias coordinate small next to the
+        # unit-norm embedding, so that IVF's clustering and HNSW's graph follow the
+        # embeddings (the exact re-scoring uses the table itself).
+        centred = table.to(torch.float64) - table.to(torch.float64).mean(dim=0)
+        spread = float(centred.abs().max())
+        scale = spread / _BIAS_SPAN if spread > 0 else 1.0
+        stored = (centred / scale).to(torch.float32)
     dim = d + t
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
@@ -577,7 +596,7 @@ def build_index(
         if metric == "cosine":
             x = x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         if bias is not None:
-            x = torch.cat([x, bias.to(torch.float32)], dim=1)
+            x = torch.cat([x, bias], dim=1)
         return np.ascontiguousarray(x.numpy())
 
     def rows(a: int, b: int) -> np.ndarray:
@@ -586,7 +605,7 @@ def build_index(
             gallery.release(a, b)
         else:
             x = gallery[a:b]
-        return prep(x, None if table is None else table[a:b])
+        return prep(x, None if stored is None else stored[a:b])
 
     if kind == "ivf":
         m = min(n, max(train_size, nlist))
@@ -595,12 +614,14 @@ def build_index(
             x = torch.stack([gallery.rows(int(i), int(i) + 1)[0] for i in pick])
         else:
             x = gallery[pick]
-        index.train(prep(x, None if table is None else table[pick]))
+        index.train(prep(x, None if stored is None else stored[pick]))
     for a in range(0, n, chunk_size):
         index.add(rows(a, min(a + chunk_size, n)))
     if kind == "ivf":
         index.make_direct_map()
-    record.update(metric=metric, dim=d, extra=t, gating=gating, n_gallery=n)
+    record.update(
+        metric=metric, dim=d, extra=t, gating=gating, n_gallery=n, bias_scale=scale
+    )
     return HubnessIndex(index, kind=kind, metric=metric, dim=d, table=table, gating=gating,
                         est=est, record=record)  # fmt: skip
 

@@ -213,7 +213,8 @@ def headlines(result: CostResult) -> dict[str, Any]:
     the largest bank, ``val-<method>-extra-mib``. From the benchmark record:
     every ratio of its ``ratios`` block as ``val-bench-<name>``, and the measured
     quantities of its ``headline`` block (``val-bench-…``, or ``txt-bench-…`` for
-    text), ``txt-bench-<ratio>-verdict`` ("met" or "missed") for every target,
+    text), ``val-bench-inproc-<floor|dualis|dualdis>-s`` (the in-process timings),
+    ``txt-bench-<ratio>-verdict`` ("met" or "missed") for every target,
     plus ``txt-bench-machine``.
     """
     cost, bench = result.cost, result.bench
@@ -231,6 +232,8 @@ def headlines(result: CostResult) -> dict[str, Any]:
     for name, value in bench["headline"].items():
         kind = "txt" if isinstance(value, str) else "val"
         out[f"{kind}-bench-{name.replace('_', '-')}"] = value
+    for name, value in bench.get("in_process", {}).items():
+        out[f"val-bench-inproc-{name}-s"] = float(value)
     m = bench["machine"]
     out["txt-bench-machine"] = (
         f"{m['cpu_count']} CPU cores, torch {m['torch']}, NumPy {m['numpy']}, "
