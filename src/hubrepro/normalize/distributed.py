@@ -4,19 +4,16 @@ Every statistic a normaliser fits is a reduction over the bank's rows, so each
 process can stream its own **shard** of the bank (its own files, or a slice of
 one memory-mapped file) and the shards' partial results are combined:
 
-========================  ==========================================  =====================
-statistic                 per shard                                   combined by
-========================  ==========================================  =====================
-log-sum-exp :math:`c_j`   :math:`c^{(r)}_j=\mathrm{LSE}_{b\in r}`      all-gather, then LSE
-                                                                      over the ranks
-activation set :math:`A`  union of the shard rows' top-:math:`k`      all-reduce MAX (OR)
-top-:math:`k` mean        the shard's :math:`k` largest per column    all-gather, top-:math:`k`
-                          (padded with :math:`-\infty`)               of the union, mean
-Sinkhorn potentials       row potentials of the shard's rows;         per iteration:
-                          column log-sum-exp of the shard             all-gather, LSE
-GC sorted bank            the shard's columns                         all-gather, sort
-bank size                 the shard's rows                            all-reduce SUM
-========================  ==========================================  =====================
+- **log-sum-exp** :math:`c_j`: each shard's :math:`\mathrm{LSE}` over its rows,
+  all-gathered, then a log-sum-exp over the ranks;
+- **activation set** :math:`A`: the union of the shard rows' top-:math:`k`, combined
+  by an all-reduce MAX of the masks (a logical OR);
+- **top-k mean**: each shard's :math:`k` largest values per column (padded
+  with :math:`-\infty`), all-gathered, then the top-:math:`k` of the union and its mean;
+- **Sinkhorn potentials**: each rank updates the row potentials of its rows, and the
+  column log-sum-exps are all-gathered and combined at every iteration;
+- **GC's sorted bank**: the shards' columns, all-gathered and sorted;
+- **bank size**: an all-reduce SUM of the shards' row counts.
 
 The log-sum-exp of a union is the log-sum-exp of the parts' log-sum-exps,
 :math:`\mathrm{LSE}_{b\in B}x_b=\mathrm{LSE}_r\,\mathrm{LSE}_{b\in B_r}x_b`, and
