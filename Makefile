@@ -12,7 +12,7 @@ BIN         := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
 # Parameter set for the notebooks: a folder of notebooks/params/ (default, tiny, classroom, paper, ...)
 PARAMS      ?= default
-EXTRAS      ?= clip,text,book,dev
+EXTRAS      ?= clip,text,book,dev,index
 # Notebooks executed at once (one kernel and one BLAS thread each); 2 suits the 2-core reference machine
 NB_JOBS     ?= 2
 export HF_HUB_OFFLINE := 1

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EXTRAS = ("clip", "text", "book", "dev")
+EXTRAS = ("clip", "text", "book", "dev", "index")
 
 
 def requirements() -> list[str]:

@@ -85,3 +85,102 @@ def test_corrupt_file_gives_clear_error(tmp_path):
     p.write_bytes(b"not an npy file")
     with pytest.raises(ValueError, match="could not read"):
         load_array(p)
+
+
+# ------------------------------------------------------------------ memory-mapped banks
+
+
+def test_open_rows_reads_chunks_and_shards(tmp_path):
+    from hubrepro.io import open_rows
+
+    a = np.arange(40, dtype=np.float16).reshape(10, 4)
+    np.save(tmp_path / "b.npy", a)
+    bank = open_rows(tmp_path / "b.npy")
+    assert bank.shape == (10, 4) and bank.dtype == torch.float16 and len(bank) == 10
+    chunks = list(bank.iter_rows(4))
+    assert [s for s, _ in chunks] == [0, 4, 8]
+    np.testing.assert_array_equal(torch.cat([c for _, c in chunks]).numpy(), a)
+    shard = open_rows(tmp_path / "b.npy", start=3, stop=7)
+    np.testing.assert_array_equal(shard.load().numpy(), a[3:7])
+    assert open_rows(tmp_path / "b.npy", start=10).shape == (0, 4)
+
+
+def test_open_rows_refuses_what_it_cannot_map(tmp_path):
+    from hubrepro.io import open_rows
+
+    np.save(tmp_path / "i.npy", np.zeros((3, 2), dtype=np.int64))
+    np.save(tmp_path / "v.npy", np.zeros(3, dtype=np.float32))
+    np.save(tmp_path / "f.npy", np.asfortranarray(np.zeros((3, 2), dtype=np.float32)))
+    for name in ("i.npy", "v.npy", "f.npy"):
+        with pytest.raises(ValueError, match="C-ordered 2-D"):
+            open_rows(tmp_path / name)
+    with pytest.raises(ValueError, match="must lie within"):
+        np.save(tmp_path / "ok.npy", np.zeros((3, 2), dtype=np.float32))
+        open_rows(tmp_path / "ok.npy", start=2, stop=9)
+    with pytest.raises(FileNotFoundError):
+        open_rows(tmp_path / "missing.npy")
+    torch.save(torch.zeros(2, 2), tmp_path / "t.pt")
+    with pytest.raises(ValueError, match="must be a .npy file"):
+        open_rows(tmp_path / "t.pt")
+
+
+def test_a_mapped_bank_is_streamed_never_read_whole(tmp_path, monkeypatch):
+    from hubrepro.io import MappedRows, open_rows
+    from hubrepro.normalize import DualDIS
+
+    gen = torch.Generator().manual_seed(0)
+    gal, bq, bg = (torch.randn(n, 8, generator=gen) for n in (20, 300, 50))
+    np.save(tmp_path / "bq.npy", bq.numpy().astype(np.float16))
+    asked = []
+    orig = MappedRows.rows
+
+    def spy(self, a, b, dtype=None):
+        asked.append(b - a)
+        return orig(self, a, b, dtype)
+
+    monkeypatch.setattr(MappedRows, "rows", spy)
+    monkeypatch.setattr(MappedRows, "load", lambda self: pytest.fail("read whole"))
+    mapped = DualDIS(beta_query=20.0, beta_gallery=5.0).fit_embeddings(
+        gal, bank_query=open_rows(tmp_path / "bq.npy"), bank_gallery=bg, chunk_size=64
+    )
+    assert asked and max(asked) <= 64 and sum(asked) == 300
+    ref = DualDIS(beta_query=20.0, beta_gallery=5.0).fit_embeddings(
+        gal, bank_query=bq.half(), bank_gallery=bg, chunk_size=64
+    )
+    assert torch.equal(mapped.lse_query_, ref.lse_query_)
+    assert torch.equal(mapped.active_query_, ref.active_query_)
+
+
+def test_unit_norm_declaration_skips_only_the_normalisation():
+    from hubrepro.normalize import DualIS
+
+    gen = torch.Generator().manual_seed(1)
+    gal, bq, bg = (torch.randn(n, 8, generator=gen) for n in (20, 300, 50))
+    kw = {"bank_query": bq, "bank_gallery": bg}
+    est = DualIS(beta_query=20.0, beta_gallery=5.0)
+    declared = est.fit_embeddings(gal, unit_norm=True, **kw).lse_query_
+    dot = est.fit_embeddings(gal, metric="dot", **kw).lse_query_
+    assert torch.equal(declared, dot)  # not unit: declared cosine is the dot product
+    unit = [x / x.norm(dim=1, keepdim=True) for x in (gal, bq, bg)]
+    a = est.fit_embeddings(unit[0], bank_query=unit[1], bank_gallery=unit[2]).lse_query_
+    b = est.fit_embeddings(
+        unit[0], bank_query=unit[1], bank_gallery=unit[2], unit_norm=True
+    ).lse_query_
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    from hubrepro.io import atomic_write
+
+    def boom(fh):
+        fh.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "x.bin", boom)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "y.bin").write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "y.bin", boom, overwrite=True)
+    assert (tmp_path / "y.bin").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.bin"]

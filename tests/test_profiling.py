@@ -8,12 +8,7 @@ import sys
 import pytest
 import torch
 
-from hubrepro.profiling import (
-    NormalizerCostConfig,
-    measure,
-    normalizer_cost_sweep,
-    rss_bytes,
-)
+from hubrepro.profiling import measure, median_run, rss_bytes, run_child
 
 
 def test_measure_returns_time_peak_and_result():
@@ -54,33 +49,37 @@ def test_measure_rejects_bad_arguments():
         measure(lambda: None, repeat=0)
 
 
-def test_cost_sweep_rows_and_columns():
-    cfg = NormalizerCostConfig(
-        methods=("is", "dualdis", "gc"),
-        bank_sizes=(40, 80),
-        n_query=10,
-        n_gallery=12,
-        dim=8,
-        repeat=1,
-        sn_iter=1,
+def test_run_child_reports_the_childs_own_peak_not_the_parents():
+    if rss_bytes() == 0:
+        pytest.skip("no /proc on this platform")
+    ballast = torch.ones(128 * 2**20 // 4)  # this process holds 128 MiB more
+    ballast.add_(1)
+    small = run_child([sys.executable, "-c", "pass"])
+    big = run_child(
+        [
+            sys.executable,
+            "-c",
+            "b = bytearray(96 * 2**20); b[::4096] = b'x' * len(b[::4096])",
+        ]
     )
-    df = normalizer_cost_sweep(cfg)
-    assert list(df.columns) == [
-        "method",
-        "bank_size",
-        "seconds",
-        "peak_mib",
-        "floor_seconds",
-        "ratio_to_floor",
-    ]
-    assert (
-        len(df) == 6
-        and set(df.method) == {"is", "dualdis", "gc"}
-        and set(df.bank_size) == {40, 80}
-    )
-    assert (df.seconds > 0).all() and (df.ratio_to_floor > 0).all()
+    assert small.returncode == 0 and big.returncode == 0
+    assert small.peak_rss_bytes < 64 * 2**20  # a bare interpreter, not this process
+    assert big.peak_rss_bytes - small.peak_rss_bytes >= 90 * 2**20
+    assert small.wall_s > 0
+    del ballast
 
 
-def test_cost_sweep_rejects_unknown_methods():
-    with pytest.raises(ValueError, match="`methods` must be names from"):
-        normalizer_cost_sweep(NormalizerCostConfig(methods=("qbnorm",)))
+def test_run_child_address_space_cap_turns_a_large_allocation_into_memory_error():
+    code = "import numpy as np\nnp.ones(2**31)"  # 16 GiB
+    r = run_child([sys.executable, "-c", code], address_space_limit=2 * 2**30)
+    assert r.returncode == 1 and "MemoryError" in r.stderr
+
+
+def test_run_child_exit_status_output_and_median():
+    r = run_child([sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"])
+    assert r.returncode == 3 and r.stdout.strip() == "hi"
+    with pytest.raises(RuntimeError, match="exit status 3"):
+        median_run([r])
+    ok = [run_child([sys.executable, "-c", "pass"]) for _ in range(3)]
+    m = median_run(ok)
+    assert m["runs"] == 3 and m["wall_s"] > 0 and m["peak_rss_bytes"] > 0

@@ -5,7 +5,9 @@ A small PyTorch library behind the compendium's book and notebooks:
 - :mod:`hubrepro.similarity` -- chunked cosine / dot-product similarity;
 - :mod:`hubrepro.retrieval` -- R@K, MdR, MnR, Rsum in both directions;
 - :mod:`hubrepro.hubness` -- k-occurrence, skewness, Robin Hood, hub occupancy;
-- :mod:`hubrepro.normalize` -- IS, DIS (QB-Norm), CSLS, GC, DualIS, DualDIS, SN/DBSN, NNN;
+- :mod:`hubrepro.normalize` -- IS, DIS (QB-Norm), CSLS, GC, DualIS, DualDIS, SN/DBSN, NNN,
+  with saved statistics and distributed fits; :mod:`hubrepro.index` -- a FAISS index
+  that ranks by the normalised score;
 - :mod:`hubrepro.simulate` -- Monte Carlo checks of the hubness theory;
 - :mod:`hubrepro.datasets` -- the embedded stdlib code-search benchmark, a synthetic
   CLIP-like generator and loaders for users' own data;
@@ -29,6 +31,7 @@ _SUBMODULES = {
     "retrieval",
     "hubness",
     "normalize",
+    "index",
     "simulate",
     "datasets",
     "losses",

@@ -5,19 +5,39 @@ arbitrary code when loaded, so they are refused unless ``allow_pickle=True`` is
 passed explicitly (``--allow-pickle`` on the command line). ``.pt`` files are read
 with ``torch.load(weights_only=True)``, which refuses arbitrary objects.
 
-Writing never overwrites an existing file unless ``overwrite=True``.
+Writing never overwrites an existing file unless ``overwrite=True``, and is atomic:
+the data go to a temporary file in the target's folder, which is flushed, synced
+and renamed onto the target, so a crash never leaves a half-written file.
+
+Large banks stored as ``.npy`` are opened with :func:`open_rows` (a
+:class:`MappedRows`): the file is memory-mapped, rows are copied out one chunk at
+a time and the chunk's pages are handed back to the kernel after use, so a bank
+larger than RAM streams from disk with a resident set of one chunk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
 import pickle
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["load_array", "save_array", "SUPPORTED_SUFFIXES"]
+__all__ = [
+    "load_array",
+    "save_array",
+    "open_rows",
+    "MappedRows",
+    "atomic_write",
+    "array_sha256",
+    "SUPPORTED_SUFFIXES",
+]
 
 SUPPORTED_SUFFIXES = (".npy", ".pt", ".pth", ".safetensors", ".pkl", ".pickle")
 
@@ -143,20 +163,243 @@ def save_array(
             f"save_array: `path` {str(p)!r} already exists; choose another name or pass overwrite=True."
         )
     suffix = p.suffix.lower()
-    t = torch.as_tensor(x).detach().cpu()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        np.save(p, t.numpy())
-    elif suffix in (".pt", ".pth"):
-        torch.save(t.contiguous(), p)
-    elif suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file({"data": t.contiguous()}, str(p))
-    else:
+    if suffix not in (".npy", ".pt", ".pth", ".safetensors"):
         raise ValueError(
             f"save_array: `path` must end in .npy, .pt or .safetensors; got {p.name!r}."
         )
+    t = torch.as_tensor(x).detach().cpu()
+    if suffix == ".npy":
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        arr = t.numpy()
+        return atomic_write(p, lambda fh: np.save(fh, arr), overwrite=overwrite)
+    if suffix in (".pt", ".pth"):
+        return atomic_write(
+            p, lambda fh: torch.save(t.contiguous(), fh), overwrite=overwrite
+        )
+    from safetensors.torch import save
+
+    blob = save({"data": t.contiguous()})
+    return atomic_write(p, lambda fh: fh.write(blob), overwrite=overwrite)
+
+
+def atomic_write(
+    path: str | Path, write: Callable[[Any], Any], *, overwrite: bool = False
+) -> Path:
+    """Write a file atomically: ``write(fh)`` into a temporary file, fsync, rename.
+
+    The temporary file lives in the target's folder (so the rename is atomic on
+    POSIX file systems); on any error it is removed and the target is untouched.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to create (its folder is created if missing).
+    write : callable
+        Called with a binary file handle open for writing.
+    overwrite : bool, default False
+        Replace an existing ``path``; otherwise refuse with ``FileExistsError``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(
+            f"`path` {str(p)!r} already exists; choose another name or pass overwrite=True."
+        )
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return p
+
+
+class MappedRows:
+    """A 2-D ``.npy`` array memory-mapped from disk and read in row chunks.
+
+    Never reads the whole file: :meth:`rows` copies rows ``[a, b)`` into a new
+    tensor (optionally converted, e.g. float16 storage to float32), and
+    :meth:`release` returns the pages of those rows to the kernel
+    (``madvise(MADV_DONTNEED)``), so the resident set stays at one chunk however
+    large the file is. The page cache may keep the file for the next reader.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.npy`` file holding a C-ordered 2-D floating array.
+    start, stop : int, optional
+        Only rows ``[start, stop)`` (a shard of the file, e.g. one rank's).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(stop - start, d)``.
+    dtype : torch.dtype
+        The storage dtype (float16, float32 or float64).
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(
+        self, path: str | Path, *, start: int = 0, stop: int | None = None
+    ) -> None:
+        p = Path(path)
+        func = "open_rows"
+        if not p.is_file():
+            raise FileNotFoundError(
+                f"{func}: `path` must be an existing file; got {str(p)!r}."
+            )
+        if p.suffix.lower() != ".npy":
+            raise ValueError(
+                f"{func}: `path` must be a .npy file to be memory-mapped; got {p.name!r}. "
+                "Convert it with numpy.save, or load it whole with load_array."
+            )
+        try:
+            head = np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(
+                f"{func}: could not read {str(p)!r} as .npy: {err}"
+            ) from None
+        shape, dtype, offset = head.shape, head.dtype, int(getattr(head, "offset", 0))
+        fortran = head.ndim == 2 and head.shape[0] > 1 and not head.flags.c_contiguous
+        del head
+        if len(shape) != 2 or fortran or dtype.kind != "f" or dtype.byteorder == ">":
+            raise ValueError(
+                f"{func}: {p.name!r} must hold a C-ordered 2-D little-endian floating "
+                f"array; got shape {shape}, dtype {dtype}, fortran_order={fortran}."
+            )
+        n, d = shape
+        stop = n if stop is None else stop
+        if not 0 <= start <= stop <= n:
+            raise ValueError(
+                f"{func}: rows [{start}, {stop}) must lie within the {n} rows of {p.name!r}."
+            )
+        self.path, self.start, self.stop = p, start, stop
+        self.shape = (stop - start, d)
+        self._np_dtype = dtype
+        self.dtype = torch.from_numpy(np.empty(0, dtype)).dtype
+        self._row_bytes = d * dtype.itemsize
+        self._offset = offset
+        self._mm = None
+        if n * d:
+            with p.open("rb") as fh:
+                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._page = mmap.PAGESIZE
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"MappedRows({str(self.path)!r}, rows {self.start}:{self.stop}, "
+            f"shape={self.shape}, dtype={self.dtype})"
+        )
+
+    def _view(self, a: int, b: int) -> np.ndarray:
+        if self._mm is None or b <= a:
+            return np.empty((max(b - a, 0), self.shape[1]), self._np_dtype)
+        off = self._offset + (self.start + a) * self._row_bytes
+        return np.frombuffer(
+            self._mm, dtype=self._np_dtype, count=(b - a) * self.shape[1], offset=off
+        ).reshape(b - a, self.shape[1])
+
+    def rows(self, a: int, b: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Rows ``[a, b)`` (relative to the shard) as a new tensor, in ``dtype``."""
+        out = torch.from_numpy(np.array(self._view(a, b)))
+        return out if dtype is None else out.to(dtype)
+
+    def release(self, a: int, b: int) -> None:
+        """Hand the pages of rows ``[a, b)`` back to the kernel (they stay on disk)."""
+        if self._mm is None or b <= a or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        lo = self._offset + (self.start + a) * self._row_bytes
+        hi = self._offset + (self.start + b) * self._row_bytes
+        lo -= lo % self._page
+        with contextlib.suppress(OSError, ValueError):
+            self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+    def iter_rows(
+        self, chunk_size: int, dtype: torch.dtype | None = None
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(start, rows)`` chunks, releasing each chunk's pages after use."""
+        for a in range(0, self.shape[0], chunk_size):
+            b = min(a + chunk_size, self.shape[0])
+            yield a, self.rows(a, b, dtype)
+            self.release(a, b)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Up to ``n`` rows spread evenly over the shard (for cheap checks)."""
+        if self.shape[0] == 0:
+            return self.rows(0, 0)
+        idx = np.unique(
+            np.linspace(0, self.shape[0] - 1, min(n, self.shape[0])).astype(int)
+        )
+        return torch.from_numpy(np.stack([self._view(i, i + 1)[0] for i in idx]))
+
+    def load(self) -> torch.Tensor:
+        """The whole shard as one tensor (only for small arrays)."""
+        out = self.rows(0, self.shape[0])
+        self.release(0, self.shape[0])
+        return out
+
+    def sha256(self, chunk_size: int = 1 << 16) -> str:
+        """Hash of the shard's shape, dtype and bytes, read chunk by chunk."""
+        import hashlib
+
+        h = hashlib.sha256(_hash_header(self.shape, self.dtype))
+        for a in range(0, self.shape[0], chunk_size):
+            b = min(a + chunk_size, self.shape[0])
+            h.update(memoryview(np.ascontiguousarray(self._view(a, b))).cast("B"))
+            self.release(a, b)
+        return h.hexdigest()
+
+
+def _hash_header(shape: tuple[int, ...], dtype: torch.dtype) -> bytes:
+    return f"hubrepro-array|{tuple(int(s) for s in shape)}|{dtype}|".encode()
+
+
+def array_sha256(x: Any) -> str:
+    """SHA-256 of an array's shape, dtype and bytes (C order); a :class:`MappedRows` streams."""
+    import hashlib
+
+    if isinstance(x, MappedRows):
+        return x.sha256()
+    t = torch.as_tensor(x).detach().cpu().contiguous()
+    h = hashlib.sha256(_hash_header(tuple(t.shape), t.dtype))
+    if t.numel():
+        if t.dtype == torch.bfloat16:
+            h.update(t.view(torch.int16).numpy().tobytes())
+        else:
+            h.update(memoryview(t.numpy()).cast("B"))
+    return h.hexdigest()
+
+
+def open_rows(
+    path: str | Path, *, start: int = 0, stop: int | None = None
+) -> MappedRows:
+    """Memory-map a 2-D ``.npy`` bank for chunked reading (see :class:`MappedRows`).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from hubrepro.io import open_rows
+    >>> path = os.path.join(tempfile.mkdtemp(), "bank.npy")
+    >>> np.save(path, np.arange(12, dtype=np.float16).reshape(4, 3))
+    >>> bank = open_rows(path)
+    >>> bank.shape, bank.dtype
+    ((4, 3), torch.float16)
+    >>> [tuple(c.shape) for _, c in bank.iter_rows(3)]
+    [(3, 3), (1, 3)]
+    """
+    return MappedRows(path, start=start, stop=stop)

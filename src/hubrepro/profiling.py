@@ -1,10 +1,15 @@
-"""Wall time and peak memory of a call, for cost plots and benchmarks.
+"""Wall time and peak memory: of a whole program (a child process) or of a call.
 
-On CPU, peak memory is measured with ``tracemalloc``, which sees the
-allocations of PyTorch's CPU allocator only where they go through Python's
-allocator: it does **not** see tensor storage. This module therefore samples
-the process's resident set size (RSS) in a background thread on CPU and
-reports the peak increase over the RSS at the start; on CUDA it reports
+:func:`run_child` is the measurement to trust for memory: it runs a command
+as a separate process and reads the child's wall time and **peak resident set
+size** from the kernel (``wait4``'s ``ru_maxrss``), everything included
+(interpreter, imports, memory the allocator keeps). A rise of the resident set
+inside a warm process (:func:`measure` on CPU) is *not* a peak: memory freed
+earlier and reused by the allocator does not show, so it only bounds the extra
+memory from below; the benchmarks and notebook 45 report child processes.
+
+:func:`measure` times a call in this process and, on CPU, samples the RSS in a
+background thread (the rise over the start); on CUDA it reports
 ``torch.cuda.max_memory_allocated`` after resetting the peak counter.
 
 Book: :ref:`sec-normalisation`, section "Streaming design".
@@ -13,11 +18,16 @@ Book: :ref:`sec-normalisation`, section "Streaming design".
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,8 +38,9 @@ __all__ = [
     "Measurement",
     "measure",
     "rss_bytes",
-    "NormalizerCostConfig",
-    "normalizer_cost_sweep",
+    "ChildRun",
+    "run_child",
+    "median_run",
 ]
 
 
@@ -131,113 +142,125 @@ def measure(
 
 
 @dataclass(frozen=True)
-class NormalizerCostConfig:
-    """Parameters of notebook 45 (cost of each normaliser against the bank size)."""
+class ChildRun:
+    """Result of :func:`run_child`: one whole program, measured from its parent."""
 
-    methods: tuple[str, ...] = (
-        "is",
-        "dis",
-        "csls",
-        "gc",
-        "dualis",
-        "dualdis",
-        "sn",
-        "dbsn",
-        "nnn",
-    )
-    bank_sizes: tuple[int, ...] = (
-        1000,
-        4000,
-        16000,
-    )  # query-bank sizes M_q (gallery bank M_q / 4)
-    n_query: int = 1000  # test queries
-    n_gallery: int = 1000  # test gallery
-    dim: int = 128  # embedding dimension
-    chunk_size: int = 4096  # bank rows per chunk
-    repeat: int = 1  # best of `repeat` timings
-    sn_iter: int = 3  # Sinkhorn iterations (SN, DBSN)
-    seed: int = 0
-    device: str = "cpu"
-    artifact_dir: str = "_build/artifacts/45_normalizer_cost"
-    bench_results: str = "../benchmarks/results/bench_normalize.json"
+    wall_s: float
+    peak_rss_bytes: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def peak_rss_mib(self) -> float:
+        """Peak resident set in MiB."""
+        return self.peak_rss_bytes / 2**20
 
 
-def normalizer_cost_sweep(cfg: NormalizerCostConfig) -> Any:
-    """Time and peak extra memory of every method from embeddings, for each bank size.
+def run_child(
+    cmd: Sequence[str],
+    *,
+    cwd: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
+    address_space_limit: int | None = None,
+    timeout: float | None = None,
+) -> ChildRun:
+    """Run ``cmd`` as a child process; return its wall time and peak RSS.
 
-    Random unit embeddings (the cost does not depend on the data); the gallery
-    bank has a quarter of the query bank's size. Each row also carries the time
-    of the bare bank matmuls (the floor) and the ratio to it.
+    The peak is the kernel's high-water mark of the child's resident set
+    (``ru_maxrss`` from ``wait4``; Linux reports KiB), which counts every page
+    the program touched: interpreter, libraries, memory-mapped file pages, and
+    what its allocator kept. The program is forked by a small launcher process,
+    because a child forked from this process would count this process's
+    resident set in its high-water mark. The wall time runs from the
+    launcher's fork of the program to the program's exit.
+
+    Parameters
+    ----------
+    cmd : sequence of str
+        The program and its arguments (no shell).
+    cwd, env : optional
+        Working directory and environment of the child.
+    address_space_limit : int, optional
+        ``RLIMIT_AS`` of the child in bytes: allocations beyond it fail (in
+        NumPy as ``MemoryError``), so a program that would need more memory than
+        the machine can spare fails safely instead of swapping or being killed.
+    timeout : float, optional
+        Seconds after which the child is killed (``returncode`` is then -9).
 
     Returns
     -------
-    pandas.DataFrame
-        Columns ``method, bank_size, seconds, peak_mib, floor_seconds, ratio_to_floor``.
+    ChildRun
 
-    Book: :ref:`sec-normalisation`, section "Streaming design".
+    Examples
+    --------
+    >>> import sys
+    >>> from hubrepro.profiling import run_child
+    >>> r = run_child([sys.executable, "-c", "x = bytearray(64 * 2**20)"])
+    >>> r.returncode, r.peak_rss_bytes > 64 * 2**20
+    (0, True)
     """
-    import pandas as pd
+    if not hasattr(os, "wait4"):  # pragma: no cover - Linux/macOS have it
+        fail("run_child", "platform", "one with os.wait4 (Linux, macOS)", os.name)
+    spec = json.dumps({"cmd": list(map(str, cmd)), "as": address_space_limit})
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        with (
+            open(Path(tmp) / "out", "wb+") as out,
+            open(Path(tmp) / "err", "wb+") as err,
+        ):
+            # A small launcher forks the program: a child forked from this (possibly
+            # large) process would count this process's pages in its `ru_maxrss`.
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-c", _LAUNCHER, spec, str(report)],
+                cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True,
+            )  # fmt: skip
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+            out.seek(0)
+            err.seek(0)
+            stdout = out.read().decode(errors="replace")
+            stderr = err.read().decode(errors="replace")
+        try:
+            rec = json.loads(report.read_text())
+        except (OSError, ValueError):
+            rec = {}
+    if "rc" not in rec:  # the launcher itself failed or was killed
+        return ChildRun(float("nan"), 0, proc.returncode or -9, stdout, stderr)
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return ChildRun(rec["wall"], int(rec["maxrss"]) * scale, rec["rc"], stdout, stderr)
 
-    from hubrepro._compat import resolve_device
-    from hubrepro.normalize import METHODS, normalize_embeddings
 
-    func = "normalizer_cost_sweep"
-    for m in cfg.methods:
-        if m not in METHODS:
-            fail(func, "methods", f"names from {sorted(METHODS)}", repr(m))
-    for b in cfg.bank_sizes:
-        check_int(b, "bank_sizes", func, low=4)
-    dev = resolve_device(cfg.device)
-    gen = torch.Generator().manual_seed(cfg.seed)
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+spec = json.loads(sys.argv[1])
+if spec["as"] is not None:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (spec["as"], spec["as"]))
+t0 = time.perf_counter()
+proc = subprocess.Popen(spec["cmd"])
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[2], "w") as fh:
+    json.dump({"wall": wall, "maxrss": usage.ru_maxrss,
+               "rc": os.waitstatus_to_exitcode(status)}, fh)
+"""
 
-    def unit(n: int) -> torch.Tensor:
-        x = torch.randn(n, cfg.dim, generator=gen)
-        return (x / x.norm(dim=1, keepdim=True)).to(dev)
 
-    q, g = unit(cfg.n_query), unit(cfg.n_gallery)
-    hyper = {
-        "is": {"beta_query": 20.0},
-        "dis": {"beta_query": 20.0},
-        "dualis": {"beta_query": 20.0, "beta_gallery": 20.0},
-        "dualdis": {"beta_query": 20.0, "beta_gallery": 20.0},
-        "sn": {"beta_query": 20.0, "n_iter": cfg.sn_iter, "tol": 1e-12},
-        "dbsn": {"beta_query": 20.0, "n_iter": cfg.sn_iter, "tol": 1e-12},
-        "csls": {"k": 10},
-        "nnn": {"k": 16},
+def median_run(runs: Sequence[ChildRun]) -> dict[str, float]:
+    """Median wall time and median peak RSS of repeated child runs (they must all succeed)."""
+    import statistics
+
+    for r in runs:
+        if r.returncode != 0:
+            raise RuntimeError(
+                f"median_run: a child failed with exit status {r.returncode}: {r.stderr[-500:]}"
+            )
+    return {
+        "wall_s": statistics.median(r.wall_s for r in runs),
+        "peak_rss_bytes": int(statistics.median(r.peak_rss_bytes for r in runs)),
+        "runs": len(runs),
     }
-    rows = []
-    for m_q in cfg.bank_sizes:
-        bq, bg = unit(m_q), unit(max(m_q // 4, 1))
-        gt = g.T.contiguous()
-
-        def floor(bq=bq, bg=bg, gt=gt) -> None:
-            for bank in (bq, bg):
-                for a in range(0, bank.shape[0], cfg.chunk_size):
-                    bank[a : a + cfg.chunk_size] @ gt
-
-        t_floor = measure(floor, repeat=cfg.repeat, device=dev).seconds
-        for name in cfg.methods:
-            res = measure(
-                lambda name=name, bq=bq, bg=bg: normalize_embeddings(
-                    name,
-                    q,
-                    g,
-                    bank_query=bq,
-                    bank_gallery=bg,
-                    chunk_size=cfg.chunk_size,
-                    **hyper.get(name, {}),
-                ),
-                repeat=cfg.repeat,
-                device=dev,
-            )
-            rows.append(
-                {
-                    "method": name,
-                    "bank_size": m_q,
-                    "seconds": res.seconds,
-                    "peak_mib": res.peak_bytes / 2**20,
-                    "floor_seconds": t_floor,
-                    "ratio_to_floor": res.seconds / t_floor,
-                }
-            )
-    return pd.DataFrame(rows)

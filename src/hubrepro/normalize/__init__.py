@@ -39,6 +39,7 @@ from .gc import GloballyCorrected
 from .identity import Identity
 from .inverted_softmax import InvertedSoftmax
 from .nnn import NNN
+from .persist import load_normalizer, read_record, save_normalizer
 from .qb_norm import QBNorm
 from .sinkhorn import DBSN, SinkhornNorm
 
@@ -48,6 +49,10 @@ __all__ = [
     "normalize",
     "normalize_embeddings",
     "make_normalizer",
+    "transform_embeddings",
+    "save_normalizer",
+    "load_normalizer",
+    "read_record",
     "BaseNormalizer",
     "NotFittedError",
     "Identity",
@@ -186,6 +191,7 @@ def normalize_embeddings(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     bank_dtype: torch.dtype | None = None,
     direction: str = "query_to_gallery",
+    unit_norm: bool = False,
     **hyper: Any,
 ) -> torch.Tensor:
     r"""Normalise query-gallery scores from embeddings, streaming the bank(s).
@@ -201,9 +207,10 @@ def normalize_embeddings(
         A key of :data:`METHODS`.
     query : Tensor of shape (n_query, d)
     gallery : Tensor of shape (n_gallery, d)
-    bank_query : Tensor of shape (n_bank_query, d), optional
-        Bank items of the query modality.
-    bank_gallery : Tensor of shape (n_bank_gallery, d), optional
+    bank_query : Tensor of shape (n_bank_query, d) or MappedRows, optional
+        Bank items of the query modality (a :class:`hubrepro.io.MappedRows` is
+        read from disk chunk by chunk).
+    bank_gallery : Tensor of shape (n_bank_gallery, d) or MappedRows, optional
         Bank items of the gallery modality.
     metric : {"cosine", "dot"}, default "cosine"
     chunk_size : int, default 4096
@@ -213,6 +220,9 @@ def normalize_embeddings(
         ``"gallery_to_query"``: gallery items query the test queries; the
         banks keep their modality (``bank_query`` is still query-modality) and
         swap roles internally; each **column** of the output ranks the queries.
+    unit_norm : bool, default False
+        Declare every embedding unit-norm: ``metric="cosine"`` then skips the
+        re-normalisation passes (see ``fit_embeddings``).
     **hyper
         The method's hyperparameters.
 
@@ -254,15 +264,82 @@ def normalize_embeddings(
         metric=metric,
         chunk_size=chunk_size,
         bank_dtype=bank_dtype,
+        unit_norm=unit_norm,
     )
+    out = transform_embeddings(
+        est, q, g, metric=metric, chunk_size=chunk_size, unit_norm=unit_norm
+    )
+    return out.T.contiguous() if direction == "gallery_to_query" else out
+
+
+def transform_embeddings(
+    est: BaseNormalizer,
+    query: Any,
+    gallery: Any,
+    *,
+    metric: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    unit_norm: bool = False,
+) -> torch.Tensor:
+    r"""Apply a fitted normaliser to new queries: test scores in chunks, then ``transform``.
+
+    The serving half of *fit once, apply many*: costs the queries' dot products
+    with the gallery plus the method's per-query work; the bank is not touched.
+
+    Parameters
+    ----------
+    est : BaseNormalizer
+        Fitted (e.g. by ``fit_embeddings`` or :func:`load_normalizer`).
+    query : Tensor of shape (n_query, d)
+    gallery : Tensor of shape (n_gallery, d)
+        The gallery the statistics were fitted on.
+    metric : {"cosine", "dot"}, optional
+        Default: the metric of the fit (``est.metric_``), else cosine; a
+        different one is refused.
+    chunk_size : int, default 4096
+        Query rows per chunk.
+    unit_norm : bool, default False
+        Declare the embeddings unit-norm (cosine skips re-normalising).
+
+    Returns
+    -------
+    Tensor of shape (n_query, n_gallery)
+        Dtype and device of ``query``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hubrepro.normalize import DualIS, transform_embeddings
+    >>> g = torch.Generator().manual_seed(0)
+    >>> q, gal, bq, bg = (torch.randn(n, 8, generator=g) for n in (3, 5, 50, 20))
+    >>> est = DualIS(beta_query=20.0, beta_gallery=20.0).fit_embeddings(
+    ...     gal, bank_query=bq, bank_gallery=bg)
+    >>> transform_embeddings(est, q, gal).shape
+    torch.Size([3, 5])
+    """
+    func = "transform_embeddings"
+    fitted_metric = getattr(est, "metric_", None)
+    if metric is None:
+        metric = fitted_metric or "cosine"
+    check_choice(metric, "metric", func, METRICS)
+    if fitted_metric is not None and metric != fitted_metric:
+        fail(func, "metric", f"{fitted_metric!r} (the statistics were fitted with it)",
+             repr(metric))  # fmt: skip
+    check_int(chunk_size, "chunk_size", func, low=1)
+    q = check_matrix(query, "query", func)
+    g = check_matrix(gallery, "gallery", func)
+    if q.shape[1] != g.shape[1]:
+        fail(func, "query", f"of dimension {g.shape[1]} (the gallery's)",
+             f"shape {tuple(q.shape)}")  # fmt: skip
     dt = acc_dtype(q.dtype)
     gn = g.to(device=q.device, dtype=dt)
-    if metric == "cosine":
+    cosine = metric == "cosine" and not unit_norm
+    if cosine:
         gn = _l2(gn)
     out = torch.empty(q.shape[0], g.shape[0], dtype=q.dtype, device=q.device)
     for a in range(0, q.shape[0], chunk_size):
         qa = q[a : a + chunk_size].to(dt)
-        if metric == "cosine":
+        if cosine:
             qa = _l2(qa)
         out[a : a + qa.shape[0]] = est.transform(qa @ gn.T)
-    return out.T.contiguous() if direction == "gallery_to_query" else out
+    return out

@@ -39,6 +39,7 @@ from hubrepro._validation import (
     check_positive,
     fail,
 )
+from hubrepro.io import MappedRows
 
 __all__ = [
     "BankSource",
@@ -80,6 +81,20 @@ class BankSource:
         always accumulated in ``dtype``.
     dtype : torch.dtype
         Dtype of the yielded chunks (the accumulation dtype).
+    unit_norm : bool, default False
+        The caller declares that the bank rows (and the gallery) already have unit
+        norm: with ``metric="cosine"`` the chunks are not re-normalised (one pass
+        over the bank fewer). Wrong declarations give dot products, not cosines.
+    reducer : object, optional
+        Combines the statistics of this process's shard with the other processes'
+        (:mod:`hubrepro.normalize.distributed`); ``None`` for one process.
+
+    Attributes
+    ----------
+    n_bank : int
+        Rows of this process's shard.
+    n_bank_total : int
+        Rows of the whole bank (all shards).
     """
 
     def __init__(
@@ -92,8 +107,12 @@ class BankSource:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         bank_dtype: torch.dtype | None = None,
         dtype: torch.dtype = torch.float32,
+        unit_norm: bool = False,
+        reducer: Any = None,
     ) -> None:
         self.matrix = matrix
+        self.unit_norm = unit_norm
+        self.reducer = reducer
         self.bank = bank
         self.dtype = dtype
         self.chunk_size = chunk_size
@@ -104,7 +123,7 @@ class BankSource:
                 bank is not None and gallery is not None
             )  # private: callers validated
             g = gallery.to(dtype)
-            if metric == "cosine":
+            if metric == "cosine" and not unit_norm:
                 g = _l2(g)
             self._gallery_t = g.to(bank_dtype or dtype).T.contiguous()
             self.n_bank, self.n_gallery = bank.shape[0], gallery.shape[0]
@@ -112,6 +131,17 @@ class BankSource:
         else:
             self.n_bank, self.n_gallery = matrix.shape
             self.device = matrix.device
+        self.n_bank_total = (
+            self.n_bank if reducer is None else reducer.sum_int(self.n_bank)
+        )
+
+    def _rows(self, a: int, b: int) -> torch.Tensor:
+        """Bank rows ``[a, b)`` on the device, in the accumulation dtype."""
+        if isinstance(self.bank, MappedRows):
+            x = self.bank.rows(a, b).to(device=self.device, dtype=self.dtype)
+            self.bank.release(a, b)  # the copy is ours: the pages can go
+            return x
+        return self.bank[a:b].to(device=self.device, dtype=self.dtype)
 
     def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(start, chunk)`` with ``chunk`` of shape ``(rows, n_gallery)``.
@@ -124,8 +154,8 @@ class BankSource:
             if self.matrix is not None:
                 yield a, self.matrix[a:b].to(self.dtype)
                 continue
-            x = self.bank[a:b].to(device=self.device, dtype=self.dtype)
-            if self.metric == "cosine":
+            x = self._rows(a, b)
+            if self.metric == "cosine" and not self.unit_norm:
                 x = _l2(x)
             x = x.to(self.bank_dtype or self.dtype)
             if x.dtype != self.dtype:
@@ -253,10 +283,19 @@ def stream_bank_stats(
             cand = block if top is None else torch.cat([top, block], dim=0)
             kk = min(k_top, cand.shape[0])
             top = cand.topk(kk, dim=0).values
-    stats = BankStats(n_bank=source.n_bank, active=active)
+    red = getattr(source, "reducer", None)
+    stats = BankStats(n_bank=source.n_bank_total, active=active)
+    if active is not None and red is not None:
+        stats.active = red.any(active)
     if beta is not None:
         stats.lse = run_max + torch.log(run_sum)
+        if red is not None:
+            stats.lse = red.logsumexp(stats.lse)
     if k_top:
+        if top is None:  # an empty shard
+            top = torch.empty(0, n, device=dev, dtype=dt)
+        if red is not None:
+            top = red.topk(top, k_top)
         stats.topk_mean = top.mean(dim=0)
     return stats
 
@@ -280,9 +319,10 @@ def sinkhorn_gallery_potentials(
     with a running maximum. Stops when :math:`\max_j|\Delta\log v_j|<` ``tol``.
     """
     n_cols, dev, dt = source.n_gallery, source.device, source.dtype
-    m = source.n_bank
+    m = source.n_bank_total  # the whole bank's size (all shards)
+    red = getattr(source, "reducer", None)
     log_v = torch.full((n_cols,), -math.log(n_cols), device=dev, dtype=dt)
-    log_u = torch.zeros(m, device=dev, dtype=dt)
+    log_u = torch.zeros(source.n_bank, device=dev, dtype=dt)
     it = 0
     for it in range(1, n_iter + 1):  # noqa: B007 - `it` is returned
         run_max = torch.full((n_cols,), -math.inf, device=dev, dtype=dt)
@@ -291,7 +331,7 @@ def sinkhorn_gallery_potentials(
         for a, block in source.blocks():
             rows = block.shape[0]
             if zbuf is None:  # reused buffers: no allocation per chunk
-                shape = (min(source.chunk_size, m), n_cols)
+                shape = (min(source.chunk_size, source.n_bank), n_cols)
                 zbuf = torch.empty(shape, device=dev, dtype=dt)
                 ebuf = torch.empty(shape, device=dev, dtype=dt)
             z = torch.add(log_v, block, alpha=beta, out=zbuf[:rows])  # beta P + log v
@@ -299,7 +339,10 @@ def sinkhorn_gallery_potentials(
             log_u[a : a + rows] = lu
             z.sub_(log_v).add_(lu[:, None])  # beta P + log u
             run_max, run_sum = _lse_update(z, 1.0, run_max, run_sum, ebuf)
-        new_v = -math.log(n_cols) - (run_max + torch.log(run_sum))
+        col_lse = run_max + torch.log(run_sum)
+        if red is not None:
+            col_lse = red.logsumexp(col_lse)
+        new_v = -math.log(n_cols) - col_lse
         delta = float((new_v - log_v).abs().max())
         log_v = new_v
         if delta < tol:
@@ -398,7 +441,10 @@ class BaseNormalizer:
                     f"Pass `{names[bank]}` of shape (n_bank_{bank}, n_gallery).",
                 )
             # finiteness is checked through the statistics (`_verify_finite`): one pass fewer
-            t = check_matrix(mats[bank], names[bank], func, finite=False)
+            red = getattr(self, "_reducer", None)
+            t = check_matrix(
+                mats[bank], names[bank], func, finite=False, allow_empty=red is not None
+            )
             if width is not None and t.shape[1] != width:
                 fail(
                     func,
@@ -408,9 +454,14 @@ class BaseNormalizer:
                 )
             width = t.shape[1]
             sources[bank] = BankSource(
-                matrix=t, chunk_size=self._chunk(), dtype=acc_dtype(t.dtype)
+                matrix=t,
+                chunk_size=self._chunk(),
+                dtype=acc_dtype(t.dtype),
+                reducer=red,
             )
         self._fit_common(sources, width, func, extra)
+        self.gallery_sha256_ = None
+        self.metric_ = None
         self._verify_finite(func, {names[b]: src.matrix for b, src in sources.items()})
         return self
 
@@ -423,12 +474,15 @@ class BaseNormalizer:
         metric: str = "cosine",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         bank_dtype: torch.dtype | None = None,
+        unit_norm: bool = False,
     ) -> BaseNormalizer:
         """Compute the bank statistics from embeddings, streaming the bank in chunks.
 
         The bank x gallery matrix is never materialised: each chunk of
         ``chunk_size`` bank rows is multiplied with the gallery, reduced into the
-        per-gallery statistics and dropped.
+        per-gallery statistics and dropped. A bank may be a
+        :class:`hubrepro.io.MappedRows` (a memory-mapped ``.npy`` file, e.g.
+        float16 on disk): it is then read chunk by chunk and never whole.
 
         Parameters
         ----------
@@ -442,6 +496,10 @@ class BaseNormalizer:
         bank_dtype : torch.dtype, optional
             Dtype of the bank products, e.g. ``torch.bfloat16`` (faster on GPUs,
             lower precision); statistics are accumulated in float32/float64.
+        unit_norm : bool, default False
+            Declare that the gallery and bank rows already have unit norm, so that
+            ``metric="cosine"`` skips re-normalising them (one pass over the bank
+            fewer). Only declare it if true: otherwise the products are dot products.
 
         Returns
         -------
@@ -476,7 +534,15 @@ class BaseNormalizer:
                     f"given ({type(self).__name__} needs the {bank} bank)",
                     "None",
                 )
-            e = check_matrix(embs[bank], name, func, finite=False)
+            red = getattr(self, "_reducer", None)
+            if isinstance(embs[bank], MappedRows):
+                e = embs[bank]
+                if e.shape[0] == 0 and red is None:
+                    fail(func, name, "non-empty", f"an empty bank {e!r}")
+            else:
+                e = check_matrix(
+                    embs[bank], name, func, finite=False, allow_empty=red is not None
+                )
             if e.shape[1] != g.shape[1]:
                 fail(
                     func,
@@ -491,15 +557,27 @@ class BaseNormalizer:
                 chunk_size=chunk_size,
                 bank_dtype=bank_dtype,
                 dtype=acc_dtype(g.dtype),
+                unit_norm=unit_norm,
+                reducer=red,
             )
         self._fit_common(
             sources,
             g.shape[0],
             func,
-            {"_embeddings": (g, embs, metric, chunk_size, bank_dtype)},
+            {"_embeddings": (g, embs, metric, chunk_size, bank_dtype, unit_norm)},
         )
+        from hubrepro.io import array_sha256
+
+        self.gallery_sha256_ = array_sha256(g)
+        self.metric_ = metric
         self._verify_finite(func, {f"bank_{b}": src.bank for b, src in sources.items()})
         return self
+
+    def save(self, path: Any, *, gallery: Any = None, overwrite: bool = False) -> Any:
+        """Save the fitted statistics (see :func:`hubrepro.normalize.save_normalizer`)."""
+        from .persist import save_normalizer
+
+        return save_normalizer(self, path, gallery=gallery, overwrite=overwrite)
 
     def _verify_finite(self, func: str, inputs: dict[str, torch.Tensor]) -> None:
         """Refuse non-finite banks, found through the fitted statistics.
@@ -517,7 +595,16 @@ class BaseNormalizer:
             return
         self.fitted_ = False
         for name, t in inputs.items():
-            check_matrix(t, name, func)
+            if isinstance(t, MappedRows):
+                for a, rows in t.iter_rows(DEFAULT_CHUNK_SIZE):
+                    bad = (~torch.isfinite(rows)).nonzero()
+                    if len(bad):
+                        i, j = (int(v) for v in bad[0])
+                        fail(func, name, "finite (no NaN or infinity)",
+                             f"{rows[i, j].item()} at index {(a + i, j)}",
+                             "Drop or repair those rows before calling.")  # fmt: skip
+                continue
+            check_matrix(t, name, func, allow_empty=True)
         fail(
             func,
             "banks",
@@ -542,6 +629,7 @@ class BaseNormalizer:
             self._check_bank_size(src, bank, func)
         self._fit_sources(sources, func, extra)
         self.n_gallery_ = n_gallery
+        self.n_bank_ = {b: src.n_bank_total for b, src in sources.items()}
         self.fitted_ = True
 
     def _check_bank_size(self, src: BankSource, bank: str, func: str) -> None:
@@ -551,11 +639,11 @@ class BaseNormalizer:
         axes = getattr(self, "_k_axes", ("gallery",))
         if "gallery" in axes and k > src.n_gallery:
             fail(func, "k", f"at most n_gallery = {src.n_gallery}", k, "Lower `k`.")
-        if "bank" in axes and k > src.n_bank:
+        if "bank" in axes and k > src.n_bank_total:
             fail(
                 func,
                 "k",
-                f"at most the bank size n_bank_{bank} = {src.n_bank}",
+                f"at most the bank size n_bank_{bank} = {src.n_bank_total}",
                 k,
                 "Lower `k` or use a larger bank.",
             )

@@ -82,6 +82,8 @@ class GloballyCorrected(BaseNormalizer):
         )
         for a, block in src.blocks():
             bank_t[:, a : a + block.shape[0]] = block.T
+        if src.reducer is not None:  # every rank keeps the whole bank's columns
+            bank_t = src.reducer.gather_rows(bank_t.T.contiguous()).T
         self.sorted_bank_ = bank_t.sort(dim=1).values
 
     def ranks(self, sims: torch.Tensor) -> torch.Tensor:

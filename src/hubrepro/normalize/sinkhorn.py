@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import torch
 
 from hubrepro._validation import check_int, check_matrix, check_positive, fail
+from hubrepro.io import MappedRows
 
 from ._base import (
     BankSource,
@@ -160,10 +161,15 @@ class _ConcatSource(BankSource):
         right: torch.Tensor,
         chunk_size: int,
         dtype: torch.dtype,
+        reducer=None,
     ) -> None:
         self.left, self.right = left, right
         self.chunk_size, self.dtype = chunk_size, dtype
+        self.reducer = reducer
         self.n_bank = left.shape[0]
+        self.n_bank_total = (
+            self.n_bank if reducer is None else reducer.sum_int(self.n_bank)
+        )
         self.n_gallery = left.shape[1] + right.shape[1]
         self.device = left.device
 
@@ -269,7 +275,7 @@ class DBSN(SinkhornNorm):
     ) -> None:
         src = sources["query"]
         if "_embeddings" in extra:
-            g, embs, metric, chunk, bank_dtype = extra["_embeddings"]
+            g, embs, metric, chunk, bank_dtype, unit_norm = extra["_embeddings"]
             if embs["gallery"] is None:
                 fail(
                     func,
@@ -277,7 +283,16 @@ class DBSN(SinkhornNorm):
                     "given (DBSN transports onto the gallery bank too)",
                     "None",
                 )
-            bg = check_matrix(embs["gallery"], "bank_gallery", func)
+            bg = embs["gallery"]
+            if isinstance(bg, MappedRows):  # a target set: needed whole on every rank
+                bg = bg.load()
+            bg = check_matrix(
+                bg, "bank_gallery", func, allow_empty=src.reducer is not None
+            )
+            if (
+                src.reducer is not None
+            ):  # every rank transports onto the whole gallery bank
+                bg = src.reducer.gather_rows(bg)
             if bg.shape[1] != g.shape[1]:
                 fail(
                     func,
@@ -295,6 +310,8 @@ class DBSN(SinkhornNorm):
                 chunk_size=chunk,
                 bank_dtype=bank_dtype,
                 dtype=src.dtype,
+                unit_norm=unit_norm,
+                reducer=src.reducer,
             )
         else:
             cross = extra.get("bank_cross_sims")
@@ -306,7 +323,9 @@ class DBSN(SinkhornNorm):
                     "None",
                     "Pass `bank_cross_sims` of shape (n_bank_query, n_bank_gallery), or use fit_embeddings.",
                 )
-            c = check_matrix(cross, "bank_cross_sims", func)
+            c = check_matrix(
+                cross, "bank_cross_sims", func, allow_empty=src.reducer is not None
+            )
             if c.shape[0] != src.n_bank:
                 fail(
                     func,
@@ -314,7 +333,9 @@ class DBSN(SinkhornNorm):
                     f"of height {src.n_bank} (n_bank_query)",
                     f"shape {tuple(c.shape)}",
                 )
-            aug = _ConcatSource(src.matrix, c, src.chunk_size, acc_dtype(src.dtype))
+            aug = _ConcatSource(
+                src.matrix, c, src.chunk_size, acc_dtype(src.dtype), src.reducer
+            )
         self.log_v_, self.n_iter_ = sinkhorn_gallery_potentials(
             aug,
             beta=self.beta_query,
