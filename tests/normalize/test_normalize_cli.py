@@ -314,9 +314,10 @@ def test_tol_reaches_sinkhorn_and_is_refused_elsewhere(files, capsys):
     )
 
 
-def test_help_shows_tol_and_the_nnn_defaults(capsys):
+@pytest.mark.parametrize("command", ["sn", "dbsn", "nnn", "fit"])
+def test_help_shows_tol_and_the_nnn_defaults(capsys, command):
     with pytest.raises(SystemExit):
-        main(["normalize", "--help"])
+        main(["normalize", command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--tol" in text and "0 runs exactly --n-iter" in text
     assert "nnn default 0.5" in text and "nnn default 256" in text
