@@ -46,6 +46,7 @@ _SUBMODULES = {
     "runinfo",
     "classroom",
     "published",
+    "inference",
     "errata",
     "experiments",
 }
