@@ -109,3 +109,24 @@ def test_claim_refuses_an_unknown_verdict_and_ledger_lays_out_rows():
         "Paper", "Claim", "Verdict", "Difference [95 % interval]", "Evidence"
     ]  # fmt: skip
     assert table.iloc[0, 3] == "-1.23 [-2.00, -0.50]" and table.iloc[1, 3] == "—"
+
+
+def test_claims_round_trip_through_a_file_with_and_without_an_interval(tmp_path):
+    claims = [
+        inf.Claim(
+            "NeighborRetr",
+            "higher R@1, with commas, than InfoNCE",
+            "inconclusive",
+            inf.Interval(0.3, -0.5, 1.1, 0.95, 5, "paired t over 5 seeds"),
+            "fig-nr-r1",
+            "nr-r1",
+        ),
+        inf.Claim("DBNorm", "MSR-VTT table", "needs data we cannot ship", key="db-x"),
+    ]
+    p = inf.save_claims(claims, tmp_path / "a" / "claims.csv")
+    assert inf.load_claims([p]) == claims
+    inf.save_claims(claims[:1], p)  # an artifact is replaced on re-run
+    assert inf.load_claims([p]) == claims[:1]
+    (tmp_path / "bad.csv").write_text("paper,claim\nx,y\n")
+    with pytest.raises(ValueError, match="columns"):
+        inf.load_claims([tmp_path / "bad.csv"])

@@ -17,7 +17,9 @@ it:
   otherwise. A difference whose interval covers zero is never a win.
 
 :class:`Claim` records one row of a claims ledger and :func:`ledger_frame` lays rows
-out as a table.
+out as a table. A notebook that decides claims writes them with :func:`save_claims`
+into its artifact folder (``claims.csv``); the ledger is assembled from those files
+with :func:`load_claims`, so no verdict is typed twice.
 
 Book: :ref:`sec-intro` (the claims ledger).
 """
@@ -42,6 +44,8 @@ __all__ = [
     "paired_t_interval",
     "verdict",
     "ledger_frame",
+    "save_claims",
+    "load_claims",
 ]
 
 #: The four verdicts a claim can get.
@@ -109,7 +113,10 @@ class Claim:
         The interval that decides it (``None`` for *needs data we cannot ship*, or a
         claim decided by a non-interval criterion stated in ``evidence``).
     evidence : str
-        Where the reader finds the evidence (a book section or figure).
+        Where the reader finds the evidence: a book label (``sec-...``, ``fig-...``)
+        or words.
+    key : str
+        A short stable identifier (e.g. ``"nr-r1"``), unique within a ledger.
     """
 
     paper: str
@@ -117,6 +124,7 @@ class Claim:
     verdict: str
     interval: Interval | None = None
     evidence: str = ""
+    key: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -355,3 +363,93 @@ def ledger_frame(claims: Iterable[Claim], *, decimals: int = 2) -> Any:
         for c in claims
     ]
     return pd.DataFrame(rows, columns=["Paper", "Claim", "Verdict", col, "Evidence"])
+
+
+_CLAIM_COLUMNS = (
+    "key",
+    "paper",
+    "claim",
+    "verdict",
+    "estimate",
+    "low",
+    "high",
+    "confidence",
+    "n",
+    "method",
+    "evidence",
+)
+
+
+def save_claims(claims: Iterable[Claim], path: str | Any) -> Any:
+    """Write claims as a CSV file (one row per claim; the interval in its own columns).
+
+    The file is written atomically (a complete file or none). Returns the path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> c = Claim("DBNorm", "x", "inconclusive",
+    ...           Interval(0.5, -1.0, 2.0, 0.95, 30, "paired t over 30 seeds"), key="k")
+    >>> load_claims([save_claims([c], d / "claims.csv")]) == [c]
+    True
+    """
+    import pandas as pd
+
+    from hubrepro.io import atomic_write
+
+    rows = []
+    for c in claims:
+        iv = c.interval
+        rows.append(
+            {
+                "key": c.key,
+                "paper": c.paper,
+                "claim": c.claim,
+                "verdict": c.verdict,
+                "estimate": iv.estimate if iv else None,
+                "low": iv.low if iv else None,
+                "high": iv.high if iv else None,
+                "confidence": iv.confidence if iv else None,
+                "n": iv.n if iv else None,
+                "method": iv.method if iv else "",
+                "evidence": c.evidence,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(_CLAIM_COLUMNS))
+    text = frame.to_csv(index=False).encode("utf-8")
+    return atomic_write(path, lambda fh: fh.write(text), overwrite=True)
+
+
+def load_claims(paths: Iterable[str | Any]) -> list[Claim]:
+    """Read the claims of :func:`save_claims` files, in file order; missing files are errors."""
+    import pandas as pd
+
+    out: list[Claim] = []
+    for p in paths:
+        frame = pd.read_csv(p, keep_default_na=False, na_values=[""])
+        missing = [c for c in _CLAIM_COLUMNS if c not in frame.columns]
+        if missing:
+            fail("load_claims", "paths", f"claims files with columns {missing}", str(p))
+        for r in frame.to_dict("records"):
+            iv = None
+            if not pd.isna(r["estimate"]):
+                iv = Interval(
+                    float(r["estimate"]),
+                    float(r["low"]),
+                    float(r["high"]),
+                    float(r["confidence"]),
+                    int(r["n"]),
+                    str(r["method"]),
+                )
+            out.append(
+                Claim(
+                    str(r["paper"]),
+                    str(r["claim"]),
+                    str(r["verdict"]),
+                    iv,
+                    "" if pd.isna(r["evidence"]) else str(r["evidence"]),
+                    "" if pd.isna(r["key"]) else str(r["key"]),
+                )
+            )
+    return out
