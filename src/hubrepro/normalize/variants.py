@@ -5,8 +5,8 @@ Each variant names a method of :data:`hubrepro.normalize.METHODS` and its fixed 
 The experiments compare more settings than there are estimators: IS with the query
 bank and IS with the gallery bank are the same class (:class:`InvertedSoftmax`) with
 another ``bank``; DualIS has a ``product`` and a ``sum`` aggregation; DualDIS a
-``principled`` and a ``faithful`` mode. a method of :data:`hubrepro.normalize.METHODS` one such setting, and
-this module is the only place where keys, estimators, options, display labels, the
+``principled`` and a ``faithful`` mode. A *variant key* names one such setting,
+and this module is the only place where keys, estimators, options, display labels, the
 banks each variant needs and the hyperparameters it may tune are written down. The
 DBNorm driver, the simulations, the published-number tables and the book's labels
 all read it.
