@@ -8,9 +8,9 @@ Two small, fully seeded experiments that illustrate every metric of
   hand on the page; :func:`skewness_variants_example` -- how anti-hubs move the two
   skewness definitions;
 - :func:`hubness_by_dimension` -- queries and gallery drawn independently from the
-  uniform law on :math:`[0, 1]^d` (the setting of :cite:`radovanovic2010hubs`),
-  compared by cosine similarity; the hubness statistics of the queries' top-k lists
-  for each :math:`d`.
+  uniform law on :math:`[0, 1]^d` (the setting of :cite:`radovanovic2010hubs`,
+  sampled by :func:`hubrepro.simulate.sample`), compared by cosine similarity; the
+  hubness statistics of the queries' top-k lists for each :math:`d`.
 
 :class:`PrimerConfig` holds the notebook's parameters, :func:`run` runs all three,
 :func:`headlines` collects the numbers the chapter quotes and
@@ -26,7 +26,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from hubrepro._compat import resolve_device
 from hubrepro._validation import check_int, fail
 from hubrepro.hubness import (
     antihub_rate,
@@ -36,6 +35,7 @@ from hubrepro.hubness import (
     skewness_nonzero,
 )
 from hubrepro.retrieval import TIES, evaluate_retrieval, gallery_ranks, query_ranks
+from hubrepro.simulate import derive_seed, sample
 
 from ._theory import plot_histograms
 
@@ -48,7 +48,6 @@ __all__ = [
     "toy_scores",
     "toy_retrieval_example",
     "skewness_variants_example",
-    "sample_uniform",
     "hubness_by_dimension",
 ]
 
@@ -200,18 +199,6 @@ def skewness_variants_example(
     return pd.DataFrame(rows).set_index("n_antihubs")
 
 
-def sample_uniform(
-    n: int, d: int, *, generator: torch.Generator, device: Any = "cpu"
-) -> torch.Tensor:
-    """Draw ``n`` points uniformly from :math:`[0, 1]^d` (float32).
-
-    Drawn on the CPU from ``generator`` and moved to ``device``, so the numbers do
-    not depend on the device.
-    """
-    x = torch.rand(n, d, generator=generator, dtype=torch.float32)
-    return x.to(resolve_device(device))
-
-
 def hubness_by_dimension(
     dims: Sequence[int],
     *,
@@ -223,10 +210,11 @@ def hubness_by_dimension(
 ) -> tuple[pd.DataFrame, dict[int, torch.Tensor]]:
     r"""Hubness of cosine top-k retrieval between two independent uniform sets, per dimension.
 
-    For each :math:`d`, queries and gallery are drawn independently from the
-    uniform law on :math:`[0,1]^d` (a fresh generator seeded by ``(seed, d)`` per
-    dimension, so adding a dimension never changes the others), the queries
-    retrieve their top-``k``
+    For each :math:`d`, queries and then gallery items are drawn independently from
+    the uniform law on :math:`[0,1]^d` (:func:`hubrepro.simulate.sample`, law
+    ``"uniform"``, from one generator seeded by
+    :func:`hubrepro.simulate.derive_seed` ``(seed, "primer", d)``, so adding a
+    dimension never changes the others), the queries retrieve their top-``k``
     gallery items by cosine similarity
     (:func:`hubrepro.hubness.k_occurrence_from_embeddings`), and the k-occurrences
     are summarised by :func:`hubrepro.hubness.hubness_stats`. This is claim R1 of
@@ -265,9 +253,9 @@ def hubness_by_dimension(
     rows, counts = [], {}
     for d in dims:
         d = check_int(d, "dims", func, low=1)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + d)
-        query = sample_uniform(n_query, d, generator=g, device=device)
-        gallery = sample_uniform(n_gallery, d, generator=g, device=device)
+        g = torch.Generator().manual_seed(derive_seed(seed, "primer", d))
+        query = sample("uniform", n_query, d, generator=g, device=device)
+        gallery = sample("uniform", n_gallery, d, generator=g, device=device)
         n_k = k_occurrence_from_embeddings(query, gallery, k=k, chunk_size=1024).cpu()
         counts[d] = n_k
         rows.append(
