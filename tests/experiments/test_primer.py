@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
@@ -96,6 +97,8 @@ def test_run_and_headlines():
     # caption 3's tie at the top misses R@1 under the average policy, not the optimistic one
     assert heads["val-toy-r1-average"] == pytest.approx(200 / 6)
     assert heads["val-toy-r1-optimistic"] == pytest.approx(400 / 6)
-    assert primer.plot_nk_histograms(result).axes
+    fig = primer.plot_nk_histograms(result)
+    assert fig.axes
+    plt.close(fig)
     with pytest.raises(TypeError, match="PrimerConfig"):
         primer.run({"dims": [3]})

@@ -4,6 +4,7 @@ against naive loops, split sizes, example pairs."""
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
@@ -12,6 +13,13 @@ from hubrepro.datasets import PairedData, SimilarityData, make_synthetic
 from hubrepro.experiments import stdlib_benchmark as report
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every figure a test draws is closed after it (pyplot keeps them otherwise)."""
+    yield
+    plt.close("all")
 
 
 def _naive_r1_and_skew(

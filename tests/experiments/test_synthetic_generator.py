@@ -5,12 +5,20 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import matplotlib.pyplot as plt
 import pytest
 
 from hubrepro import config
 from hubrepro.experiments import synthetic_generator as sg
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every figure a test draws is closed after it (pyplot keeps them otherwise)."""
+    yield
+    plt.close("all")
 
 
 def test_knob_sweep_and_plots():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -23,6 +24,13 @@ from hubrepro.experiments import hubs_near_mean as nb21
 from hubrepro.normalize.variants import variant_label
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every figure a test draws is closed after it (pyplot keeps them otherwise)."""
+    yield
+    plt.close("all")
 
 
 # --------------------------------------------------------------------------- the claims at toy scale
@@ -305,8 +313,6 @@ def test_notebook_22_run_headlines_and_labels():
 
 
 def test_plots_return_figures():
-    import matplotlib.pyplot as plt
-
     df = _theory.single_set_grid(
         ["gaussian"], [3, 8], n=60, metrics=["euclidean"], replicates=2
     )

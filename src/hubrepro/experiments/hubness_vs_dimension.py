@@ -58,7 +58,7 @@ class DimensionSweepConfig:
     dims : tuple of int
         Dimensions of the sweep.
     metrics : tuple of str
-        kNN geometries (:data:`hubrepro.simulate.METRICS`).
+        kNN geometries: ``"euclidean"``, ``"cosine"``, ``"cosine_centred"``.
     n : int
         Points per set.
     ks : tuple of int
