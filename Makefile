@@ -68,12 +68,12 @@ test-nb: $(INSTALLED) ## only the notebook smoke runs and the tiny book build
 	$(BIN)/python -m pytest -m "notebook or book"
 
 lint: $(INSTALLED) ## ruff check and format check
-	$(BIN)/ruff check src tests scripts benchmarks
-	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks book/_ext
+	$(BIN)/ruff format --check src tests scripts benchmarks book/_ext
 
 format: $(INSTALLED) ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests scripts benchmarks
-	$(BIN)/ruff format src tests scripts benchmarks
+	$(BIN)/ruff check --fix src tests scripts benchmarks book/_ext
+	$(BIN)/ruff format src tests scripts benchmarks book/_ext
 
 assignments: $(INSTALLED) ## generate student versions and graders of the classroom assignments into _build/assignments
 	$(BIN)/python -m hubrepro.classroom build --out _build/assignments

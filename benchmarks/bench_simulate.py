@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Benchmark the chunked k-occurrence of ``hubrepro.simulate`` (not a test).
+"""Benchmark the chunked k-occurrence of the theory simulations (not a test).
 
 Measures the within-set k-occurrence (self excluded) of ``n`` Gaussian points in
 ``d`` dimensions, the core of every simulation of the theory chapter, with the
-streamed kNN of :func:`hubrepro.simulate.knn` (never an n x n matrix), and compares
+streamed kNN of :func:`hubrepro.hubness.knn` (never an n x n matrix), and compares
 it at a smaller ``--naive-n`` with a naive reference that builds the full distance
 matrix (``torch.cdist`` + ``topk``). Prints the times, the ratio and whether the two
 agree.
@@ -32,8 +32,8 @@ def _sync(device: torch.device) -> None:
 
 
 def chunked(x: torch.Tensor, k: int, metric: str, chunk_size: int) -> torch.Tensor:
-    idx, _ = simulate.knn(x, k=k, metric=metric, chunk_size=chunk_size)
-    return simulate.k_occurrence_counts(idx, x.shape[0])
+    idx, _ = hubness.knn(x, k=k, metric=metric, chunk_size=chunk_size)
+    return hubness.k_occurrence_from_indices(idx, x.shape[0])
 
 
 def naive(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:

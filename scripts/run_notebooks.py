@@ -13,10 +13,10 @@ notebooks never show the build machine's folders.
 
 Cache. A notebook is re-executed only when the hash of what it depends on changes:
 its source, the name and file of its parameter set, the library code and packaged
-data (``src/hubrepro/**``, except the book's Sphinx extension and the classroom
-package, which no notebook runs), the repository's ``data/`` files (manifests, published numbers), the committed
-benchmark results, the versions
-of the core numerical packages, and this script. The hash is stored beside the
+data (``src/hubrepro/**``, except the classroom package, which no notebook runs;
+the book's Sphinx extension lives in ``book/_ext/``, outside it), the repository's
+``data/`` files (manifests, published numbers), the committed benchmark results, the
+versions of the core numerical packages, and this script. The hash is stored beside the
 executed copy (``.NN_slug.sha256``) only after a successful run. Notebooks 70-79
 report on the run itself (the environment and the run time of every notebook), so
 their hash also covers the other notebooks' recorded timings: they re-run exactly
@@ -25,7 +25,9 @@ when another notebook did.
 Timings. The wall time of each executed notebook is recorded in
 ``book/executed/timings-<set>.json`` (cached notebooks keep their last time).
 Notebooks find it through the environment variables ``HUBREPRO_EXECUTED_DIR`` and
-``HUBREPRO_PARAMS_SET`` that the runner sets for the kernel.
+``HUBREPRO_PARAMS_SET`` that the runner sets for the kernel. The file's name, format
+and variables are defined once, in ``hubrepro._runinfo``, which notebook 70's driver
+reads it with.
 
 Parallelism. ``--jobs N`` (or ``NB_JOBS``) executes up to N notebooks at once, each in
 its own kernel with one BLAS/OpenMP thread (``OMP_NUM_THREADS=1`` unless set);
@@ -56,6 +58,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from hubrepro import _runinfo
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_GLOB = "[0-9][0-9]_*.md"
 # packages whose version changes numbers in the book; a change re-runs every notebook
@@ -64,9 +68,9 @@ HASHED_PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "open_clip
 RUN_REPORT_PREFIX = "7"
 
 
-# library parts no notebook executes: the book's Sphinx extension and the classroom
-# machinery (editing them must not re-run every notebook)
-NOT_HASHED = ("_sphinxext.py", "classroom")
+# library parts no notebook executes: the classroom machinery (editing it must not
+# re-run every notebook); the book's Sphinx extension lives outside the library
+NOT_HASHED = ("classroom",)
 
 
 def _hash_tree(
@@ -347,13 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         sources = [s for s in sources if s.stem in wanted]
     out_dir = root / "book" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings_file = out_dir / f"timings-{args.params}.json"
-    timings: dict = {}
-    if timings_file.exists():
-        try:
-            timings = json.loads(timings_file.read_text())
-        except ValueError:
-            timings = {}  # a truncated file from an interrupted run: start afresh
+    timings_file = _runinfo.timings_path(out_dir, args.params)
+    # a missing or truncated file (an interrupted run) starts afresh
+    timings = _runinfo.load_timings(timings_file)
     import yaml
 
     overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
@@ -362,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     # as text ("<Figure size ...>") and the book pastes no image. `make` and the tests
     # export MPLBACKEND=Agg for scripts; ipykernel keeps an inherited value.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    os.environ["HUBREPRO_EXECUTED_DIR"] = str(out_dir)
-    os.environ["HUBREPRO_PARAMS_SET"] = args.params
+    os.environ[_runinfo.ENV_EXECUTED_DIR] = str(out_dir)
+    os.environ[_runinfo.ENV_PARAMS_SET] = args.params
     n_run = n_cached = 0
     failures: list[str] = []
     t_start = time.perf_counter()
@@ -437,9 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 continue
             timings[stem] = round(outcome, 1)
-            timings_file.write_text(
-                json.dumps(timings, indent=1, sort_keys=True) + "\n"
-            )
+            _runinfo.write_timings(timings_file, timings)
             # the stamp is the hash the notebook ran with, so a 70-79 notebook stays
             # valid until another notebook's timing changes
             (out_dir / f".{stem}.sha256").write_text(digest + "\n")

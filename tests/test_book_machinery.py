@@ -20,14 +20,22 @@ import pytest
 import yaml
 
 from _book_html import css_loads, external_resources, page_loads
-from hubrepro import runinfo
+from hubrepro import _runinfo as runinfo
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "scripts" / "run_notebooks.py"
+EXTENSION = REPO / "book" / "_ext" / "hubrepro_book.py"
 
-_spec = importlib.util.spec_from_file_location("run_notebooks", RUNNER)
-run_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_notebooks)
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_notebooks = _load("run_notebooks", RUNNER)
+book_extension = _load("hubrepro_book", EXTENSION)
 
 HEADER = """---
 jupytext:
@@ -127,8 +135,7 @@ def test_environment_hash_follows_library_code_and_packaged_data(tmp_path):
     (lib / "__pycache__").mkdir()
     (lib / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0junk")
     assert run_notebooks.environment_hash(tmp_path) == h0  # compiled files do not count
-    # the book's Sphinx extension and the classroom run in no notebook
-    (lib / "_sphinxext.py").write_text("y = 1\n")
+    # the classroom runs in no notebook (the book's Sphinx extension is not in the library)
     (lib / "classroom").mkdir()
     (lib / "classroom" / "grading.py").write_text("z = 1\n")
     assert run_notebooks.environment_hash(tmp_path) == h0
@@ -349,6 +356,18 @@ def test_read_timings_is_robust(tmp_path):
         runinfo.timings_summary({"a": 1})
 
 
+def test_timings_file_round_trip_is_what_the_runner_and_notebook_70_share(tmp_path):
+    p = runinfo.timings_path(tmp_path, "tiny")
+    assert p == tmp_path / "timings-tiny.json" and runinfo.load_timings(p) == {}
+    runinfo.write_timings(p, {"20_b": 2.5, "10_a": 1.0})
+    assert p.read_text().splitlines()[1] == ' "10_a": 1.0,'  # sorted, one per line
+    assert runinfo.load_timings(p) == {"10_a": 1.0, "20_b": 2.5}
+    p.write_text('{"10_a": 1.0, "20_b": ')  # an interrupted write
+    assert runinfo.load_timings(p) == {}
+    p.write_text("[1, 2]")
+    assert runinfo.load_timings(p) == {}
+
+
 def test_timings_path_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv(runinfo.ENV_EXECUTED_DIR, raising=False)
     monkeypatch.delenv(runinfo.ENV_PARAMS_SET, raising=False)
@@ -363,25 +382,6 @@ def test_timings_path_defaults(monkeypatch, tmp_path):
         runinfo.timings_path(tmp_path / "x", "paper")
         == tmp_path / "x" / "timings-paper.json"
     )
-
-
-def test_environment_table_from_provenance():
-    prov = {
-        "python": "3.11.2",
-        "platform": "Linux",
-        "packages": {"torch": "2.13.0", "open_clip_torch": None},
-        "torch_threads": 2,
-        "cuda_available": False,
-        "commit": "0123456789abcdef",
-        "dirty": True,
-    }
-    df = runinfo.environment_table(prov)
-    rows = dict(zip(df.component, df.version, strict=True))
-    assert rows["torch"] == "2.13.0" and rows["open_clip_torch"] == "not installed"
-    assert rows["git commit"] == "0123456789ab (uncommitted changes)"
-    assert rows["torch threads"] == "2" and rows["CUDA available"] == "False"
-    with pytest.raises(TypeError, match="`prov` must be a mapping"):
-        runinfo.environment_table([1, 2])
 
 
 # ------------------------------------------------------------------ consistency of the book
@@ -417,7 +417,8 @@ def test_toc_lists_existing_pages_and_every_notebook():
 _GLUE_USE = re.compile(
     r"(?:\{glue:(?:text|figure|any|math)\}`|```\{glue:(?:figure|math)\}\s+)(?:executed/(?P<nb1>\d\d_[\w-]+)\.ipynb::)?(?P<key>nb\d\d-[\w-]+)(?:[^\n]*\n:doc: executed/(?P<nb2>\d\d_[\w-]+)\.ipynb)?"
 )
-_GLUE_DEF = re.compile(r"glue\(\s*(f?)([\"'])(nb\d\d-[^\"']+)\2")
+# glue(...) or reporting.publish(...); an f-string key matches any value of its fields
+_GLUE_DEF = re.compile(r"(?:glue|publish)\(\s*(f?)([\"'])(nb\d\d-[^\"']+)\2")
 
 
 def _defined_key_patterns(stem: str) -> list[re.Pattern]:
@@ -525,7 +526,8 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     assert _run(nb, root).returncode == 0
     (root / "_config.yml").write_text((REPO / "_config.yml").read_text())
     (root / "references.bib").write_text((REPO / "references.bib").read_text())
-    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
+    for folder in ("_static", "_ext"):
+        shutil.copytree(REPO / "book" / folder, root / "book" / folder)
     (root / "book" / "intro.md").write_text("# Mini\n\nA test book.\n")
     (root / "book" / "chapter.md").write_text(CHAPTER)
     (root / "_toc.yml").write_text(
@@ -611,7 +613,8 @@ def _small_book(root: Path) -> None:
     (root / "book").mkdir(parents=True)
     for name in ("_config.yml", "references.bib"):
         (root / name).write_text((REPO / name).read_text())
-    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
+    for folder in ("_static", "_ext"):
+        shutil.copytree(REPO / "book" / folder, root / "book" / folder)
     (root / "book" / "intro.md").write_text(OFFLINE_PAGE)
     (root / "book" / "plain.md").write_text("# A page without formulas\n\nProse.\n")
     (root / "_toc.yml").write_text(
@@ -731,14 +734,13 @@ def test_student_edition_leaves_the_solutions_out(tmp_path):
 def test_missing_mathjax_package_is_named(monkeypatch):
     from sphinx.errors import ExtensionError
 
-    from hubrepro import _sphinxext
-
-    assert (_sphinxext.mathjax_distribution() / "tex-mml-chtml.js").is_file()
-    monkeypatch.setattr(_sphinxext.importlib.util, "find_spec", lambda name: None)
+    ext = book_extension
+    assert (ext.mathjax_distribution() / "tex-mml-chtml.js").is_file()
+    monkeypatch.setattr(ext.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(
         ExtensionError, match="django-static-mathjax, which is not installed"
     ):
-        _sphinxext.mathjax_distribution()
+        ext.mathjax_distribution()
 
 
 def test_unknown_edition_is_refused(tmp_path):
@@ -758,8 +760,18 @@ def test_unknown_edition_is_refused(tmp_path):
     )
 
 
+def test_book_extension_is_enabled_from_next_to_the_book_and_its_doctests_pass():
+    import doctest
+
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())["sphinx"]
+    assert cfg["local_extensions"] == {"hubrepro_book": "book/_ext"}
+    assert "hubrepro_book" not in cfg["extra_extensions"]
+    assert doctest.testmod(book_extension).attempted >= 1
+    assert doctest.testmod(book_extension).failed == 0
+
+
 def test_strip_solutions_keeps_everything_else():
-    from hubrepro._sphinxext import strip_solutions
+    strip_solutions = book_extension.strip_solutions
 
     text = (
         "Intro.\n\n::::{solution} ex-a\n:class: dropdown\n\n"
@@ -912,12 +924,3 @@ def test_pasted_figures_have_a_name_a_caption_and_alt_text():
             )
     assert n > 0
     assert not problems, "\n".join(problems)
-
-
-def test_notebook_70_parameters_are_validated():
-    from hubrepro.config import from_params
-
-    cfg = from_params(runinfo.RunInfoConfig, {"params_set": "tiny", "seed": 3})
-    assert cfg.params_set == "tiny" and cfg.seed == 3 and cfg.executed_dir == ""
-    with pytest.raises(ValueError, match="params_sett"):
-        from_params(runinfo.RunInfoConfig, {"params_sett": "tiny"})

@@ -1,6 +1,9 @@
-"""Tests of hubrepro.hubness: hand-computed N_k, statistics vs scipy and loops."""
+"""Tests of hubrepro.hubness: hand-computed N_k, kNN vs the full matrix, statistics vs
+scipy and loops."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from _reference_metrics import (
     naive_skewness,
 )
 from hubrepro.hubness import (
+    EMBEDDING_METRICS,
     antihub_rate,
     gini,
     hub_occupancy,
@@ -24,6 +28,8 @@ from hubrepro.hubness import (
     hubness_stats,
     k_occurrence,
     k_occurrence_from_embeddings,
+    k_occurrence_from_indices,
+    knn,
     robin_hood_index,
     skewness,
     skewness_nonzero,
@@ -119,6 +125,133 @@ def test_k_occurrence_from_embeddings_matches_matrix(metric, generator, dtype):
     self_sims = cosine_similarity(q, q) if metric == "cosine" else q @ q.T
     assert torch.equal(within, k_occurrence(self_sims, 3, exclude_self=True))
     assert int(within.sum()) == 40 * 3
+
+
+# -- kNN from embeddings -------------------------------------------------------
+
+
+def naive_knn(q, g=None, k=3, metric="euclidean"):
+    """Full-matrix kNN in float64: the reference for the chunked one."""
+    within = g is None
+    g = q if within else g
+    q, g = q.double(), g.double()
+    if metric == "cosine_centred":
+        c = g.mean(0, keepdim=True)
+        q, g = q - c, g - c
+    if metric == "euclidean":
+        score = -(torch.cdist(q, g) ** 2)
+    elif metric == "dot":
+        score = q @ g.T
+    else:
+        score = (q / q.norm(dim=1, keepdim=True)) @ (g / g.norm(dim=1, keepdim=True)).T
+    if within:
+        score.fill_diagonal_(-math.inf)
+    return torch.topk(score, k, dim=1)
+
+
+def test_knn_on_hand_placed_points():
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    idx, score = knn(x, k=2, metric="euclidean")
+    assert idx.tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]
+    assert score[0].tolist() == [-1.0, -9.0]  # minus squared distances
+    # N_1: 0 <- 1, 1 <- 0 and 2, 2 <- 3
+    assert k_occurrence_from_indices(idx, 4, k=1).tolist() == [1, 2, 1, 0]
+
+
+@pytest.mark.parametrize("metric", EMBEDDING_METRICS)
+@pytest.mark.parametrize("chunk_size", [1, 7, 4096])
+def test_chunked_knn_equals_full_matrix(metric, chunk_size, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(53, 6, generator=g, dtype=torch.float64).to(dtype) + 0.3
+    y = torch.randn(41, 6, generator=g, dtype=torch.float64).to(dtype)
+    idx, score = knn(x, k=5, metric=metric, chunk_size=chunk_size)
+    ref = naive_knn(x, k=5, metric=metric)
+    torch.testing.assert_close(idx, ref.indices)
+    tol = 1e-4 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(score.double(), ref.values, rtol=tol, atol=tol)
+    idx2, _ = knn(x, y, k=4, metric=metric, chunk_size=chunk_size)
+    torch.testing.assert_close(idx2, naive_knn(x, y, k=4, metric=metric).indices)
+
+
+def test_knn_breaks_ties_by_the_lowest_index_in_every_prefix():
+    # points 1, 2, 3 are all at distance 1 from point 0; 4 and 5 at distance 2
+    x = torch.tensor(
+        [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0], [2.0, 0], [0, 2.0]]
+    )
+    idx, score = knn(x, k=5, metric="euclidean")
+    assert idx[0].tolist() == [1, 2, 3, 4, 5]
+    assert score[0].tolist() == [-1.0, -1.0, -1.0, -4.0, -4.0]
+    for k in (1, 2, 4):
+        # a prefix of the lists is the top-k of k_occurrence's tie rule
+        sims = -(torch.cdist(x, x) ** 2)
+        assert torch.equal(
+            k_occurrence_from_indices(idx, 6, k),
+            k_occurrence(sims, k, exclude_self=True),
+        )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(3, 40),
+    d=st.integers(1, 6),
+    k=st.integers(1, 6),
+    levels=st.integers(2, 6),
+    chunk=st.integers(1, 50),
+    metric=st.sampled_from(EMBEDDING_METRICS),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_knn_lists_and_counts_agree(n, d, k, levels, chunk, metric, seed):
+    """knn's lists, cut at any j <= k, count exactly as k_occurrence_from_embeddings,
+    ties included (integer-valued coordinates make exact ties frequent)."""
+    k = min(k, n - 1)
+    x = torch.randint(
+        -levels, levels + 1, (n, d), generator=torch.Generator().manual_seed(seed)
+    ).double()
+    if metric in ("cosine", "cosine_centred"):
+        x = x + 0.5  # keep every row (and every centred row) away from zero
+    before = x.clone()
+    idx, _ = knn(x, k=k, metric=metric, chunk_size=chunk)
+    assert not (idx == torch.arange(n).unsqueeze(1)).any()  # self excluded
+    for j in range(1, k + 1):
+        n_j = k_occurrence_from_indices(idx, n, j)
+        assert int(n_j.sum()) == n * j
+        assert torch.equal(
+            n_j, k_occurrence_from_embeddings(x, k=j, metric=metric, chunk_size=chunk)
+        )
+    torch.testing.assert_close(x, before, rtol=0, atol=0)  # input untouched
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine_centred"])
+def test_k_occurrence_from_embeddings_new_metrics_match_the_matrix(metric, generator):
+    q = torch.randn(30, 5, generator=generator, dtype=torch.float64) + 1.0
+    gal = torch.randn(20, 5, generator=generator, dtype=torch.float64)
+    if metric == "euclidean":
+        sims = -(torch.cdist(q, gal) ** 2)
+    else:
+        c = gal.mean(0, keepdim=True)
+        sims = cosine_similarity(q - c, gal - c)
+    got = k_occurrence_from_embeddings(q, gal, k=4, metric=metric, chunk_size=8)
+    assert torch.equal(got, k_occurrence(sims, 4))
+
+
+def test_knn_and_counts_bad_arguments():
+    x = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="`k` must be at most 4"):
+        knn(x, k=5)
+    with pytest.raises(ValueError, match="dimension 3"):
+        knn(x, torch.randn(4, 2), k=1)
+    with pytest.raises(ValueError, match="`metric` must be one of"):
+        knn(x, k=1, metric="manhattan")
+    with pytest.raises(TypeError, match="floating-point"):
+        knn(torch.ones(5, 3, dtype=torch.long), k=1)
+    with pytest.raises(ValueError, match="finite"):
+        knn(torch.full((5, 3), math.nan), k=1)
+    with pytest.raises(TypeError, match="integer matrix"):
+        k_occurrence_from_indices(torch.zeros(2, 2), 3)
+    with pytest.raises(ValueError, match=r"indices in \[0, 3\)"):
+        k_occurrence_from_indices(torch.tensor([[0, 3]]), 3)
+    with pytest.raises(ValueError, match="`k` must be an integer in"):
+        k_occurrence_from_indices(torch.tensor([[0, 1]]), 3, k=3)
 
 
 # -- statistics ----------------------------------------------------------------
@@ -248,9 +381,12 @@ def test_bad_inputs(call, exc, match):
 
 
 @pytest.mark.gpu
-def test_cuda_matches_cpu(generator):
+@pytest.mark.parametrize("metric", EMBEDDING_METRICS)
+def test_cuda_matches_cpu(generator, metric):
     q = torch.randn(64, 8, generator=generator)
     assert torch.equal(
-        k_occurrence_from_embeddings(q.cuda(), k=5, chunk_size=16).cpu(),
-        k_occurrence_from_embeddings(q, k=5, chunk_size=16),
+        k_occurrence_from_embeddings(q.cuda(), k=5, metric=metric, chunk_size=16).cpu(),
+        k_occurrence_from_embeddings(q, k=5, metric=metric, chunk_size=16),
     )
+    idx_gpu, _ = knn(q.cuda(), k=5, metric=metric, chunk_size=16)
+    assert torch.equal(idx_gpu.cpu(), knn(q, k=5, metric=metric, chunk_size=16)[0])

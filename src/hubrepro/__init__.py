@@ -8,12 +8,15 @@ A small PyTorch library behind the compendium's book and notebooks:
 - :mod:`hubrepro.normalize` -- IS, DIS (QB-Norm), CSLS, GC, DualIS, DualDIS, SN/DBSN, NNN,
   with saved statistics and distributed fits; :mod:`hubrepro.index` -- a FAISS index
   that ranks by the normalised score;
-- :mod:`hubrepro.simulate` -- Monte Carlo checks of the hubness theory;
+- :mod:`hubrepro.simulate` -- samplers and statistics of the hubness theory's
+  Monte Carlo checks;
 - :mod:`hubrepro.datasets` -- the embedded stdlib code-search benchmark, a synthetic
   CLIP-like generator and loaders for users' own data;
 - :mod:`hubrepro.losses`, :mod:`hubrepro.memory_bank`, :mod:`hubrepro.heads`,
   :mod:`hubrepro.training` -- NeighborRetr training; :mod:`hubrepro.hub_quality` --
   good and bad hubs from concept labels;
+- :mod:`hubrepro.experiments` -- one driver per notebook family (configs in, tidy
+  tables out);
 - :mod:`hubrepro.reporting` -- tables, figures, provenance for the book.
 
 Sub-modules are imported on first attribute access, so ``import hubrepro`` stays light.
@@ -43,7 +46,6 @@ _SUBMODULES = {
     "config",
     "io",
     "profiling",
-    "runinfo",
     "classroom",
     "published",
     "inference",

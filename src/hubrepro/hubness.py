@@ -1,4 +1,4 @@
-r"""Hubness of the top-k retrieval graph: k-occurrence and its statistics.
+r"""Hubness of the top-k retrieval graph: nearest neighbours, k-occurrence and its statistics.
 
 Each query retrieves its top-``k`` gallery items. The **k-occurrence** of gallery
 item ``g`` counts how many queries retrieve it :cite:`radovanovic2010hubs`:
@@ -7,9 +7,12 @@ item ``g`` counts how many queries retrieve it :cite:`radovanovic2010hubs`:
    \qquad \sum_g N_k(g) = k N_q, \qquad \mu = \frac{k N_q}{N_g}.
 
 *Hubs* are items with a large :math:`N_k`, *anti-hubs* items with
-:math:`N_k = 0`. The statistics here summarise how unevenly the :math:`kN_q`
-retrieval slots are shared (formulas in each function and in the book,
-:ref:`sec-hubness`):
+:math:`N_k = 0`. The top-k lists come from a score matrix (:func:`k_occurrence`) or
+straight from embeddings, streamed in blocks under a cosine, dot-product, Euclidean or
+centred-cosine geometry (:func:`knn`, :func:`k_occurrence_from_embeddings`;
+:func:`k_occurrence_from_indices` counts a neighbour list). The statistics summarise
+how unevenly the :math:`kN_q` retrieval slots are shared (formulas in each function
+and in the book, :ref:`sec-hubness`):
 
 - :func:`skewness` -- population skewness of :math:`N_k` over **all** gallery items
   (zeros included), as ``scipy.stats.skew`` with its default ``bias=True``;
@@ -22,7 +25,14 @@ retrieval slots are shared (formulas in each function and in the book,
 
 **Ties in the top-k.** The selection is deterministic: items scoring strictly above
 the k-th largest score are always selected, and among the items tied at that score
-the ones with the **lowest gallery index** fill the remaining slots.
+the ones with the **lowest gallery index** fill the remaining slots (:func:`knn`
+orders its lists by score, then by index, so every prefix of a list is the top-k of a
+smaller k under the same rule).
+
+Why one module of about 800 lines: the k-occurrence and its statistics are one concept
+(every statistic is read from :math:`N_k`, and :math:`N_k` from the one top-k rule
+above), and about 470 of the lines are docstrings carrying each formula, its reference
+and doctested examples; the code is under 300 lines.
 """
 
 from __future__ import annotations
@@ -32,11 +42,14 @@ from typing import Any
 import torch
 
 from hubrepro._validation import as_tensor, check_choice, check_int, check_matrix, fail
-from hubrepro.similarity import METRICS, default_chunk_size, iter_similarity_blocks
+from hubrepro.similarity import default_chunk_size, iter_similarity_blocks
 
 __all__ = [
+    "EMBEDDING_METRICS",
+    "knn",
     "k_occurrence",
     "k_occurrence_from_embeddings",
+    "k_occurrence_from_indices",
     "skewness",
     "skewness_nonzero",
     "robin_hood_index",
@@ -50,28 +63,53 @@ __all__ = [
 _NEG_INF = float("-inf")
 
 
+#: Geometries of :func:`knn` and :func:`k_occurrence_from_embeddings`: cosine
+#: similarity, dot product, Euclidean distance, and cosine after centring.
+EMBEDDING_METRICS: tuple[str, ...] = ("cosine", "dot", "euclidean", "cosine_centred")
+
+
+def _topk(
+    block: torch.Tensor, k: int, *, ordered: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k scores and columns of each row, ties at the k-th place to the lowest index.
+
+    With ``ordered`` each row is sorted by score, then by column, so that every prefix
+    of a row is the top of a smaller k under the same rule.
+    """
+    n_cols = block.shape[1]
+    kk = min(k + 1, n_cols)
+    # k+1 largest values tell which rows have a tie straddling the k-th place
+    vals, idx = torch.topk(block, kk, dim=1, largest=True, sorted=True)
+    if kk > k:
+        tied = vals[:, k] == vals[:, k - 1]
+        vals, idx = vals[:, :k], idx[:, :k]
+        if bool(tied.any()):
+            rows = block[tied]
+            thr = vals[tied, k - 1 :]
+            above = rows > thr
+            at = rows == thr
+            need = k - above.sum(1, keepdim=True)
+            # among the tied items, the first `need` by column index are selected
+            chosen = above | (at & (torch.cumsum(at, dim=1) <= need))
+            cols = chosen.nonzero()[:, 1].view(-1, k)
+            idx = idx.clone()
+            vals = vals.clone()
+            idx[tied] = cols
+            vals[tied] = rows.gather(1, cols)
+    if ordered:
+        by_index = torch.argsort(idx, dim=1)
+        idx, vals = idx.gather(1, by_index), vals.gather(1, by_index)
+        by_score = torch.sort(vals, dim=1, descending=True, stable=True).indices
+        idx, vals = idx.gather(1, by_score), vals.gather(1, by_score)
+    return vals, idx
+
+
 def _topk_counts(block: torch.Tensor, k: int, counts: torch.Tensor) -> None:
     """Add this block's top-k memberships to ``counts`` (lowest index wins ties)."""
-    n_cols = block.shape[1]
-    if k == n_cols:
+    if k == block.shape[1]:
         counts += block.shape[0]
         return
-    # k+1 largest values tell which rows have a tie straddling the k-th place
-    vals, idx = torch.topk(block, k + 1, dim=1, largest=True, sorted=True)
-    kth = vals[:, k - 1]
-    tied = vals[:, k] == kth
-    clean = ~tied
-    if bool(clean.any()):
-        counts += torch.bincount(idx[clean, :k].reshape(-1), minlength=n_cols)
-    if bool(tied.any()):
-        rows = block[tied]
-        thr = kth[tied, None]
-        above = rows > thr
-        at = rows == thr
-        need = k - above.sum(1, keepdim=True)
-        # among the tied items, the first `need` by column index are selected
-        chosen = above | (at & (torch.cumsum(at, dim=1) <= need))
-        counts += chosen.sum(0)
+    counts += torch.bincount(_topk(block, k)[1].reshape(-1), minlength=counts.numel())
 
 
 def _k_bound_text(exclude_self: bool) -> str:
@@ -175,6 +213,181 @@ def _mask_self(block: torch.Tensor, start: int, *, copy: bool = True) -> torch.T
     return block
 
 
+def _embedding_blocks(
+    func: str, query: Any, gallery: Any, metric: str, chunk_size: Any
+) -> tuple[int, int, torch.device, Any]:
+    r"""Validate embeddings; return the sizes, the device and the score blocks.
+
+    The blocks are ``(start, scores, row_offset)``: ``scores`` rank the gallery for
+    query rows ``start:start + len(scores)``; for ``"euclidean"`` they omit the row
+    constant :math:`-\lVert x\rVert^2`, which ``row_offset`` holds (``None`` otherwise),
+    so a row's ranking costs one fused ``addmm``.
+    """
+    check_choice(metric, "metric", func, EMBEDDING_METRICS)
+    within = gallery is None
+    q = check_matrix(query, "query", func)
+    g = q if within else check_matrix(gallery, "gallery", func)
+    # shapes, dtypes, devices and chunk_size are checked here, before any block is computed
+    pair = iter_similarity_blocks(
+        q, g, metric="cosine" if metric == "cosine" else "dot", chunk_size=chunk_size
+    )
+    chunk = min(
+        default_chunk_size(g.shape[0]) if chunk_size is None else int(chunk_size),
+        q.shape[0],
+    )
+    if metric in ("cosine", "dot"):
+        blocks = ((start, b, None) for start, b in pair)
+    elif metric == "cosine_centred":
+        centre = g.mean(0, keepdim=True)
+        centred = iter_similarity_blocks(
+            q - centre, g - centre, metric="cosine", chunk_size=chunk
+        )
+        blocks = ((start, b, None) for start, b in centred)
+    else:
+        blocks = _euclidean_blocks(q, g, chunk)
+    return q.shape[0], g.shape[0], q.device, blocks
+
+
+def _euclidean_blocks(q: torch.Tensor, g: torch.Tensor, chunk: int) -> Any:
+    # rank by 2<x, y> - |y|^2 (one fused addmm); -|x|^2 is the row's offset
+    neg_g_sq = -g.square().sum(1).unsqueeze(0)
+    gt = g.T
+    for start in range(0, q.shape[0], chunk):
+        rows = q[start : start + chunk]
+        scores = torch.addmm(neg_g_sq, rows, gt, alpha=2.0)
+        yield start, scores, rows.square().sum(1, keepdim=True)
+
+
+def knn(
+    query: Any,
+    gallery: Any = None,
+    *,
+    k: int = 10,
+    metric: str = "cosine",
+    chunk_size: int = 4096,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Exact k nearest neighbours from embeddings, streamed over blocks of query rows.
+
+    Never builds the full :math:`n_q\times n_g` matrix: each block of ``chunk_size``
+    query rows is scored against the gallery and reduced to its top-k at once, so
+    memory is :math:`O(\text{chunk\_size}\cdot n_g)`. With ``gallery=None`` the
+    neighbours are searched within ``query`` itself and each point's own entry is
+    excluded (the within-set k-occurrence of :cite:`radovanovic2010hubs`, Sect. 3).
+
+    Scores (higher is nearer): ``"cosine"`` :math:`\cos(x,y)`; ``"dot"``
+    :math:`\langle x,y\rangle`; ``"euclidean"`` :math:`-\lVert x-y\rVert^2`, computed
+    as :math:`2\langle x,y\rangle-\lVert y\rVert^2-\lVert x\rVert^2`;
+    ``"cosine_centred"`` the cosine after subtracting the mean of ``gallery`` (of
+    ``query`` when ``gallery`` is None) from both sides, the centring of
+    :cite:`suzuki2013centering`.
+
+    Parameters
+    ----------
+    query : Tensor or ndarray of shape (n_query, d)
+    gallery : Tensor or ndarray of shape (n_gallery, d), optional
+        ``None``: within one set, self excluded.
+    k : int, default 10
+        At most ``n_gallery`` (``n_query - 1`` within one set).
+    metric : {"cosine", "dot", "euclidean", "cosine_centred"}, default "cosine"
+    chunk_size : int, default 4096
+        Query rows per block.
+
+    Returns
+    -------
+    indices : LongTensor of shape (n_query, k)
+        Neighbour indices, nearest first; ties are ordered by index, so
+        ``indices[:, :j]`` is the top-j list for every ``j <= k`` (the tie rule of
+        :func:`k_occurrence`).
+    scores : Tensor of shape (n_query, k)
+        Their scores (negative squared distances for ``"euclidean"``).
+
+    See Also
+    --------
+    k_occurrence_from_indices : :math:`N_k` of these lists, for any ``j <= k``.
+    k_occurrence_from_embeddings : the counts only.
+
+    Book
+    ----
+    :ref:`sec-hubness-koccurrence`; the simulations of :ref:`sec-theory`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[0.0], [1.0], [3.0]])
+    >>> knn(x, k=1, metric="euclidean")[0].flatten().tolist()
+    [1, 0, 1]
+    """
+    func = "knn"
+    n_q, n_g, device, blocks = _embedding_blocks(
+        func, query, gallery, metric, chunk_size
+    )
+    within = gallery is None
+    k = _check_k(func, k, n_g - 1 if within else n_g, _k_bound_text(within))
+    idx_out = torch.empty(n_q, k, dtype=torch.long, device=device)
+    val_out = None
+    for start, block, offset in blocks:
+        if within:
+            block = _mask_self(block, start, copy=False)
+        val, idx = _topk(block, k, ordered=True)
+        if offset is not None:
+            val = val - offset
+        if val_out is None:
+            val_out = torch.empty(n_q, k, dtype=val.dtype, device=device)
+        idx_out[start : start + block.shape[0]] = idx
+        val_out[start : start + block.shape[0]] = val
+        del block  # free this block before the generator computes the next one
+    return idx_out, val_out
+
+
+def k_occurrence_from_indices(
+    indices: Any, n_gallery: int, k: int | None = None
+) -> torch.Tensor:
+    r"""Count :math:`N_k` from neighbour lists: how often each item is in a top-k list.
+
+    :math:`N_k(g)=\#\{i: g\in\mathrm{kNN}(i)\}` read from the first ``k`` columns of
+    ``indices`` (all columns by default), so one :func:`knn` call with the largest
+    ``k`` serves every smaller ``k``.
+
+    Parameters
+    ----------
+    indices : LongTensor of shape (n_query, k_max)
+        Neighbour lists, nearest first (from :func:`knn`).
+    n_gallery : int
+        Number of gallery items (the length of the result).
+    k : int, optional
+        At most ``k_max``; default ``k_max``.
+
+    Returns
+    -------
+    LongTensor of shape (n_gallery,)
+
+    Book
+    ----
+    :ref:`sec-hubness-koccurrence`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> k_occurrence_from_indices(torch.tensor([[1, 2], [0, 2], [0, 1]]), 3, k=1).tolist()
+    [2, 1, 0]
+    """
+    func = "k_occurrence_from_indices"
+    idx = check_matrix(indices, "indices", func, floating=False)
+    if idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        fail(func, "indices", "an integer matrix", str(idx.dtype), exc=TypeError)
+    n_gallery = check_int(n_gallery, "n_gallery", func, low=1)
+    k = idx.shape[1] if k is None else check_int(k, "k", func, low=1, high=idx.shape[1])
+    flat = idx[:, :k].reshape(-1).long()
+    if int(flat.min()) < 0 or int(flat.max()) >= n_gallery:
+        fail(
+            func,
+            "indices",
+            f"indices in [0, {n_gallery})",
+            f"values in [{int(flat.min())}, {int(flat.max())}]",
+        )
+    return torch.bincount(flat, minlength=n_gallery)
+
+
 def k_occurrence_from_embeddings(
     query: Any,
     gallery: Any = None,
@@ -199,8 +412,8 @@ def k_occurrence_from_embeddings(
         itself and each point's own entry is excluded.
     k : int, default 10
         Neighbourhood size.
-    metric : {"cosine", "dot"}, default "cosine"
-        Similarity (see :func:`hubrepro.similarity.similarity`).
+    metric : {"cosine", "dot", "euclidean", "cosine_centred"}, default "cosine"
+        The geometry (see :func:`knn`).
     chunk_size : int, default 4096
         Query rows per block.
 
@@ -217,6 +430,7 @@ def k_occurrence_from_embeddings(
     See Also
     --------
     k_occurrence : the same from a score matrix.
+    knn : the neighbour lists and their scores.
 
     Book
     ----
@@ -230,16 +444,11 @@ def k_occurrence_from_embeddings(
     tensor([1, 2, 0])
     """
     func = "k_occurrence_from_embeddings"
-    check_choice(metric, "metric", func, METRICS)
+    _, n_g, device, blocks = _embedding_blocks(func, query, gallery, metric, chunk_size)
     within = gallery is None
-    q = check_matrix(query, "query", func)
-    g = q if within else check_matrix(gallery, "gallery", func)
-    # shapes, dtypes and devices are checked here, before any block is computed
-    blocks = iter_similarity_blocks(q, g, metric=metric, chunk_size=chunk_size)
-    n_g = g.shape[0]
     k = _check_k(func, k, n_g - 1 if within else n_g, _k_bound_text(within))
-    counts = torch.zeros(n_g, dtype=torch.long, device=q.device)
-    for start, block in blocks:
+    counts = torch.zeros(n_g, dtype=torch.long, device=device)
+    for start, block, _ in blocks:
         if within:
             # the block is freshly computed, so the diagonal is masked in place
             block = _mask_self(block, start, copy=False)
@@ -351,7 +560,8 @@ def skewness_nonzero(n_k: Any) -> float:
     Notes
     -----
     The estimator (population, ``bias=True``) is scipy's default and is assumed to
-    be the one of the authors' code (spec D8); the sample-adjusted estimator would
+    be the one of the authors' code, which calls ``scipy.stats.skew`` without
+    arguments (DBNorm repository, ``get_skewness``); the sample-adjusted estimator would
     differ by the factor :math:`\sqrt{n(n-1)}/(n-2)`.
 
     Book

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
@@ -72,3 +73,32 @@ def test_skewness_variants_example():
     assert v.loc[0, "skewness"] == pytest.approx(v.loc[0, "skewness_nonzero"])
     assert v["skewness"].nunique() == 3
     assert v.loc[50, "antihub_rate"] == pytest.approx(50 / 58)
+
+
+def test_sweep_draws_with_the_one_sampler_and_seed_derivation():
+    from hubrepro.hubness import k_occurrence_from_embeddings
+    from hubrepro.simulate import derive_seed, sample
+
+    _, n_k = primer.hubness_by_dimension([7], n_query=50, n_gallery=40, k=3, seed=4)
+    g = torch.Generator().manual_seed(derive_seed(4, "primer", 7))
+    q, gal = (sample("uniform", n, 7, generator=g) for n in (50, 40))
+    assert torch.equal(n_k[7], k_occurrence_from_embeddings(q, gal, k=3))
+
+
+def test_run_and_headlines():
+    cfg = primer.PrimerConfig(n_query=200, n_gallery=150, dims=(3, 50), dim=50, k=5)
+    result = primer.run(cfg)
+    heads = primer.headlines(result)
+    high, low = result.by_dimension.loc[50], result.by_dimension.loc[3]
+    assert heads["val-skew-high"] == float(high["skewness"])
+    assert heads["val-skew-low"] == float(low["skewness"])
+    assert heads["val-antihub-pct-high"] == 100 * float(high["antihub_rate"])
+    assert heads["val-d-low"] == 3 and heads["val-d-high"] == 50 and heads["val-k"] == 5
+    # caption 3's tie at the top misses R@1 under the average policy, not the optimistic one
+    assert heads["val-toy-r1-average"] == pytest.approx(200 / 6)
+    assert heads["val-toy-r1-optimistic"] == pytest.approx(400 / 6)
+    fig = primer.plot_nk_histograms(result)
+    assert fig.axes
+    plt.close(fig)
+    with pytest.raises(TypeError, match="PrimerConfig"):
+        primer.run({"dims": [3]})

@@ -5,13 +5,16 @@ Two small, fully seeded experiments that illustrate every metric of
 
 - :func:`toy_retrieval_example` -- a hand-sized score matrix with ties and several
   captions per video, whose ranks under the three tie policies can be checked by
-  hand on the page;
+  hand on the page; :func:`skewness_variants_example` -- how anti-hubs move the two
+  skewness definitions;
 - :func:`hubness_by_dimension` -- queries and gallery drawn independently from the
-  uniform law on :math:`[0, 1]^d` (the setting of :cite:`radovanovic2010hubs`),
-  compared by cosine similarity; the hubness statistics of the queries' top-k lists
-  for each :math:`d`.
+  uniform law on :math:`[0, 1]^d` (the setting of :cite:`radovanovic2010hubs`,
+  sampled by :func:`hubrepro.simulate.sample`), compared by cosine similarity; the
+  hubness statistics of the queries' top-k lists for each :math:`d`.
 
-:class:`PrimerConfig` holds the notebook's parameters (``from_params``).
+:class:`PrimerConfig` holds the notebook's parameters, :func:`run` runs all three,
+:func:`headlines` collects the numbers the chapter quotes and
+:func:`plot_nk_histograms` draws its figure.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from hubrepro._compat import resolve_device
 from hubrepro._validation import check_int, fail
 from hubrepro.hubness import (
     antihub_rate,
@@ -33,13 +35,19 @@ from hubrepro.hubness import (
     skewness_nonzero,
 )
 from hubrepro.retrieval import TIES, evaluate_retrieval, gallery_ranks, query_ranks
+from hubrepro.simulate import derive_seed, sample
+
+from ._theory import plot_histograms
 
 __all__ = [
     "PrimerConfig",
+    "PrimerResult",
+    "run",
+    "headlines",
+    "plot_nk_histograms",
     "toy_scores",
     "toy_retrieval_example",
     "skewness_variants_example",
-    "sample_uniform",
     "hubness_by_dimension",
 ]
 
@@ -191,18 +199,6 @@ def skewness_variants_example(
     return pd.DataFrame(rows).set_index("n_antihubs")
 
 
-def sample_uniform(
-    n: int, d: int, *, generator: torch.Generator, device: Any = "cpu"
-) -> torch.Tensor:
-    """Draw ``n`` points uniformly from :math:`[0, 1]^d` (float32).
-
-    Drawn on the CPU from ``generator`` and moved to ``device``, so the numbers do
-    not depend on the device.
-    """
-    x = torch.rand(n, d, generator=generator, dtype=torch.float32)
-    return x.to(resolve_device(device))
-
-
 def hubness_by_dimension(
     dims: Sequence[int],
     *,
@@ -214,10 +210,12 @@ def hubness_by_dimension(
 ) -> tuple[pd.DataFrame, dict[int, torch.Tensor]]:
     r"""Hubness of cosine top-k retrieval between two independent uniform sets, per dimension.
 
-    For each :math:`d`, queries and gallery are drawn independently from the
-    uniform law on :math:`[0,1]^d` (a fresh generator seeded by ``(seed, d)`` per
-    dimension, so adding a dimension never changes the others), the queries
-    retrieve their top-``k`` gallery items by cosine similarity
+    For each :math:`d`, queries and then gallery items are drawn independently from
+    the uniform law on :math:`[0,1]^d` (:func:`hubrepro.simulate.sample`, law
+    ``"uniform"``, from one generator seeded by
+    :func:`hubrepro.simulate.derive_seed` ``(seed, "primer", d)``, so adding a
+    dimension never changes the others), the queries retrieve their top-``k``
+    gallery items by cosine similarity
     (:func:`hubrepro.hubness.k_occurrence_from_embeddings`), and the k-occurrences
     are summarised by :func:`hubrepro.hubness.hubness_stats`. This is claim R1 of
     :cite:`radovanovic2010hubs` in its cross-set form: the skewness of
@@ -255,9 +253,9 @@ def hubness_by_dimension(
     rows, counts = [], {}
     for d in dims:
         d = check_int(d, "dims", func, low=1)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + d)
-        query = sample_uniform(n_query, d, generator=g, device=device)
-        gallery = sample_uniform(n_gallery, d, generator=g, device=device)
+        g = torch.Generator().manual_seed(derive_seed(seed, "primer", d))
+        query = sample("uniform", n_query, d, generator=g, device=device)
+        gallery = sample("uniform", n_gallery, d, generator=g, device=device)
         n_k = k_occurrence_from_embeddings(query, gallery, k=k, chunk_size=1024).cpu()
         counts[d] = n_k
         rows.append(
@@ -268,3 +266,119 @@ def hubness_by_dimension(
             }
         )
     return pd.DataFrame(rows).set_index("d"), counts
+
+
+@dataclasses.dataclass
+class PrimerResult:
+    """What :func:`run` returns.
+
+    Attributes
+    ----------
+    config : PrimerConfig
+    toy : dict of DataFrame
+        :func:`toy_retrieval_example`.
+    skewness_variants : DataFrame
+        :func:`skewness_variants_example`.
+    by_dimension : DataFrame
+        :func:`hubness_by_dimension`, one row per dimension.
+    n_k : dict of int to Tensor
+        The k-occurrences of each dimension.
+    """
+
+    config: PrimerConfig
+    toy: dict[str, pd.DataFrame]
+    skewness_variants: pd.DataFrame
+    by_dimension: pd.DataFrame
+    n_k: dict[int, torch.Tensor]
+
+
+def run(cfg: PrimerConfig) -> PrimerResult:
+    """Run notebook 10: the toy ranks, the two skewness definitions and the dimension sweep.
+
+    Parameters
+    ----------
+    cfg : PrimerConfig
+
+    Returns
+    -------
+    PrimerResult
+
+    Book
+    ----
+    :ref:`sec-hubness`.
+    """
+    if not isinstance(cfg, PrimerConfig):
+        fail("run", "cfg", "a PrimerConfig", type(cfg).__name__, exc=TypeError)
+    table, n_k = hubness_by_dimension(
+        cfg.dims,
+        n_query=cfg.n_query,
+        n_gallery=cfg.n_gallery,
+        k=cfg.k,
+        seed=cfg.seed,
+        device=cfg.device,
+    )
+    return PrimerResult(
+        config=cfg,
+        toy=toy_retrieval_example(),
+        skewness_variants=skewness_variants_example(),
+        by_dimension=table,
+        n_k=n_k,
+    )
+
+
+#: glue slug -> column of :func:`~hubrepro.hubness.hubness_stats` quoted at ``dim``
+_QUOTED = {
+    "skew": "skewness",
+    "skew-nonzero": "skewness_nonzero",
+    "robin-hood": "robin_hood",
+    "hub-occupancy": "hub_occupancy",
+    "antihub": "antihub_rate",
+    "gini": "gini",
+    "max-occurrence": "max_occurrence",
+}
+
+
+def headlines(result: PrimerResult) -> dict[str, Any]:
+    """The numbers the chapter quotes (keys become ``nb10-<key>`` glue keys).
+
+    Returns
+    -------
+    dict
+        ``val-toy-r1-<policy>`` (text-to-video R@1 of the toy problem under each tie
+        policy); ``val-k``, ``val-n-query``, ``val-n-gallery``, ``val-d-low`` (the
+        smallest dimension), ``val-d-high`` (``dim``); ``val-skew-low`` (skewness at
+        the smallest dimension); at ``dim``, ``val-<statistic>-high`` for skewness,
+        the DBNorm-code skewness, Robin Hood index, hub occupancy, anti-hub rate, Gini
+        coefficient and maximum occurrence, and the anti-hub rate and hub occupancy in
+        percent (``val-antihub-pct-high``, ``val-hub-occupancy-pct-high``).
+    """
+    cfg, table, metrics = result.config, result.by_dimension, result.toy["metrics"]
+    out: dict[str, Any] = {
+        f"val-toy-r1-{policy}": float(metrics.loc[(policy, "query_to_gallery"), "R@1"])
+        for policy in TIES
+    }
+    d_lo = min(cfg.dims)
+    head, low = table.loc[cfg.dim], table.loc[d_lo]
+    out.update(
+        {
+            "val-k": cfg.k,
+            "val-n-query": cfg.n_query,
+            "val-n-gallery": cfg.n_gallery,
+            "val-d-low": d_lo,
+            "val-d-high": cfg.dim,
+            "val-skew-low": float(low["skewness"]),
+        }
+    )
+    for key, col in _QUOTED.items():
+        out[f"val-{key}-high"] = float(head[col])
+    out["val-antihub-pct-high"] = 100 * float(head["antihub_rate"])
+    out["val-hub-occupancy-pct-high"] = 100 * float(head["hub_occupancy"])
+    return out
+
+
+def plot_nk_histograms(result: PrimerResult) -> Any:
+    """:math:`N_k` histograms (log scale) at the smallest dimension and at ``dim``."""
+    cfg = result.config
+    return plot_histograms(
+        {f"d = {d}": result.n_k[d] for d in (min(cfg.dims), cfg.dim)}, k=cfg.k
+    )

@@ -1,48 +1,35 @@
-r"""Monte Carlo checks of the hubness theory (book chapter :ref:`sec-theory`).
+r"""Monte Carlo science of the hubness theory (book chapter :ref:`sec-theory`).
 
-This module holds everything the theory chapter simulates:
+This package holds what the theory chapter's simulations are made of:
 
-- **samplers** for the single-set laws of the simulation programme (isotropic,
-  uniform, heavy-tailed, anisotropic, shifted, mixture, low-rank and asymmetric
-  laws), addressed by *law specs* such as ``"anisotropic:alpha=1"``
-  (:func:`sample`, :func:`parse_law`, ``LAWS``);
-- the **two-modality world** of the theory spec, section 3.2: queries and gallery
-  items that share a latent, a cone direction :math:`u` of strength :math:`c` and a
+- **samplers** for the single-set laws of the simulations (isotropic, uniform,
+  heavy-tailed, anisotropic, shifted, mixture, low-rank and asymmetric laws),
+  addressed by *law specs* such as ``"anisotropic:alpha=1"`` (:func:`sample`,
+  :func:`parse_law`, ``LAWS``), and **seeds** per grid cell (:func:`derive_seed`);
+- the **two-modality world** of the chapter's claim D1: queries and gallery items
+  that share a latent, a cone direction :math:`u` of strength :math:`c` and a
   modality gap :math:`\gamma` along :math:`v` (:func:`sample_two_modality`);
-- **chunked statistics**: exact kNN under Euclidean or cosine geometry without ever
-  building an :math:`n\times n` matrix (:func:`knn`), k-occurrence, global
-  centrality, local density :math:`r_K`, Spearman correlation with average ties
-  (:func:`spearman`), Cohen's :math:`d` (:func:`cohens_d`);
-- **drivers** returning tidy :class:`pandas.DataFrame` s over grids of laws,
-  dimensions, metrics, :math:`k` and seeded replicates (:func:`simulate_single_set`,
-  :func:`simulate_two_modality`), their per-item views for scatter plots
-  (:func:`single_set_items`, :func:`two_modality_items`), confidence intervals over
-  seeds (:func:`summarize`) and the acceptance-criterion verdicts of the chapter
-  (:func:`verdict_r1`, :func:`verdict_r2`, :func:`verdict_d1`).
+- **per-point statistics** of one draw: k-occurrence from exact chunked kNN
+  (:func:`hubrepro.hubness.knn`, never an :math:`n\times n` matrix), global
+  centrality, local density :math:`r_K`, similarity to the banks
+  (:func:`single_set_items`, :func:`two_modality_items`), Spearman correlation with
+  average ties (:func:`spearman`), Cohen's :math:`d` (:func:`cohens_d`);
+- **summaries** over seeded replicates (:func:`summarize`, :func:`paired_difference`,
+  :func:`summary_value`) and the acceptance criteria of the chapter
+  (:func:`verdict_r1`, :func:`verdict_r2`, :func:`verdict_d1`, :func:`verdict_t3`).
 
 The claims checked are R1--R5 of Radovanović et al. :cite:`radovanovic2010hubs`, the
 DBNorm claim D1 :cite:`wang2023balance` and the project's reconstructed statements
-T1, T1', T2 (see the chapter). Every random draw comes from an explicit
+T1, T1', T2, T3 (see the chapter). The Monte Carlo grids over laws, dimensions, worlds
+and seeds that produce the chapter's tables are the drivers of notebooks 20-22 in
+:mod:`hubrepro.experiments`. Every random draw comes from an explicit
 ``torch.Generator`` created on the CPU, so a seed gives the same numbers on every
 device; the arithmetic then runs on ``device`` (CUDA when asked for).
 """
 
 from __future__ import annotations
 
-from ._config import (
-    DimensionSweepConfig,
-    HubsNearMeanConfig,
-    TwoModalityConfig,
-)
-from ._drivers import (
-    BANK_METHODS,
-    simulate_bank_benefit,
-    simulate_intrinsic_dimension,
-    simulate_single_set,
-    simulate_two_modality,
-    single_set_items,
-    two_modality_items,
-)
+from ._items import single_set_items, two_modality_items
 from ._laws import (
     LAWS,
     METRICS,
@@ -54,19 +41,10 @@ from ._laws import (
     sample_two_modality,
     two_modality_directions,
 )
-from ._plots import (
-    plot_heatmap,
-    plot_histograms,
-    plot_hub_boxes,
-    plot_lines,
-    plot_scatter_grid,
-)
 from ._stats import (
     cohens_d,
     derive_seed,
     global_centrality,
-    k_occurrence_counts,
-    knn,
     spearman,
 )
 from ._summaries import (
@@ -89,34 +67,19 @@ __all__ = [
     "TwoModalitySample",
     "two_modality_directions",
     "sample_two_modality",
-    "knn",
-    "k_occurrence_counts",
+    "derive_seed",
     "global_centrality",
     "spearman",
     "cohens_d",
-    "derive_seed",
     "single_set_items",
-    "simulate_single_set",
     "two_modality_items",
-    "simulate_two_modality",
     "summarize",
+    "summary_value",
+    "paired_difference",
     "verdict_r1",
     "verdict_r2",
     "verdict_d1",
-    "BANK_METHODS",
-    "simulate_bank_benefit",
     "verdict_t3",
-    "summary_value",
-    "paired_difference",
-    "simulate_intrinsic_dimension",
-    "DimensionSweepConfig",
-    "HubsNearMeanConfig",
-    "TwoModalityConfig",
-    "plot_lines",
-    "plot_histograms",
-    "plot_scatter_grid",
-    "plot_heatmap",
-    "plot_hub_boxes",
 ]
 
 # document and pickle the public objects under the package name, not the private files

@@ -36,7 +36,7 @@ _LAW_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-#: Names of the single-set laws accepted by :func:`sample` (theory spec, section 3.2).
+#: Names of the single-set laws accepted by :func:`sample` (chapter :ref:`sec-theory`).
 LAWS: tuple[str, ...] = tuple(_LAW_DEFAULTS)
 
 
@@ -46,7 +46,8 @@ SYMMETRIC_LAWS: tuple[str, ...] = tuple(
 )
 
 
-#: Geometries of :func:`knn`: Euclidean distance, cosine, cosine after centring.
+#: Geometries of the simulations: Euclidean distance, cosine, cosine after centring
+#: (the metrics of :func:`hubrepro.hubness.knn` that have a centrality).
 METRICS: tuple[str, ...] = ("euclidean", "cosine", "cosine_centred")
 
 
@@ -58,8 +59,8 @@ def parse_law(spec: str) -> tuple[str, dict[str, float]]:
 
     Law specs keep notebook parameters literal: ``"anisotropic:alpha=2"``,
     ``"low_rank:rank=5"``, ``"shifted:c=1"``, ``"student_t:df=5"``,
-    ``"mixture:components=3,spread=4"``. Missing options take the defaults of the
-    theory spec (section 3.2).
+    ``"mixture:components=3,spread=4"``. Missing options take the defaults listed in
+    :func:`sample`.
 
     Parameters
     ----------
@@ -225,8 +226,8 @@ def sample(
 ) -> torch.Tensor:
     r"""Draw ``n`` i.i.d. points in :math:`\R^d` from a law of the simulation programme.
 
-    Implements the distributions of the theory spec, section 3.2 (chapter
-    :ref:`sec-theory`, "Laws"): ``gaussian`` :math:`\mathcal N(0,I_d)`; ``uniform``
+    The laws of the simulations of chapter :ref:`sec-theory` (claims R1, R2, R4, R5):
+    ``gaussian`` :math:`\mathcal N(0,I_d)`; ``uniform``
     :math:`U[0,1]^d` (Radovanović et al.'s main case, symmetric about its mean but
     not about the origin); ``uniform_centred`` :math:`U[-\frac12,\frac12]^d`;
     ``laplace`` i.i.d. Laplace(0, 1); ``student_t`` i.i.d. :math:`t_\nu` (option
@@ -271,7 +272,7 @@ def sample(
 
     Book
     ----
-    Chapter :ref:`sec-theory`, section "Laws".
+    Chapter :ref:`sec-theory`, "Claim R1: hubness grows with dimension".
 
     Examples
     --------
@@ -341,7 +342,7 @@ def sample_mixture(
 
 @dataclass(frozen=True)
 class TwoModalitySample:
-    r"""One draw of the two-modality world (theory spec, section 3.2).
+    r"""One draw of the two-modality world (chapter :ref:`sec-theory`, "Claim D1").
 
     Attributes
     ----------
@@ -380,8 +381,8 @@ def two_modality_directions(
     r"""Draw the cone direction :math:`u` and the gap direction :math:`v` (float64, CPU).
 
     ``gap_along="orthogonal"`` gives :math:`u\perp v` (Gram--Schmidt on two Gaussian
-    vectors); ``"cone"`` puts :math:`v=u`, the variant of the spec where the gap
-    lies along the shared mean direction.
+    vectors); ``"cone"`` puts :math:`v=u`, the variant where the gap lies along the
+    shared mean direction.
 
     Examples
     --------
@@ -418,9 +419,9 @@ def sample_two_modality(
 ) -> TwoModalitySample:
     r"""Draw paired queries and gallery items sharing a latent, with a cone and a modality gap.
 
-    Implements the two-modality world of the theory spec, section 3.2 (our
-    reconstruction [REC], chapter :ref:`sec-theory`, "Two modalities"): for each
-    pair :math:`i`,
+    Implements the two-modality world of chapter :ref:`sec-theory`, "Claim D1: hubs
+    are similar to both modalities" (our reconstruction, labelled [REC] there): for
+    each pair :math:`i`,
 
     .. math::
 
@@ -451,7 +452,8 @@ def sample_two_modality(
     latent : {"isotropic", "anisotropic"}
     gap_along : {"orthogonal", "cone"}
     bank_size : int, optional
-        Size of each bank; default :math:`4n` (the spec's ``paper`` setting).
+        Size of each bank; default :math:`4n` (as in notebook 22's ``paper``
+        parameter set).
     normalize : bool, default True
         Project on the unit sphere (set False to inspect the raw geometry).
     generator, seed, device, dtype

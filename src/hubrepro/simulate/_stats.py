@@ -1,4 +1,4 @@
-"""Chunked exact kNN, k-occurrence counts, centrality, Spearman and Cohen's d.
+"""Centrality, Spearman's rank correlation, Cohen's d and per-cell seeds.
 
 Part of :mod:`hubrepro.simulate`; import from there. Book: :ref:`sec-theory`.
 """
@@ -13,141 +13,21 @@ import torch
 
 from hubrepro._validation import (
     check_choice,
-    check_int,
     check_matrix,
     fail,
 )
+from hubrepro.similarity import l2_normalize
 
 from ._laws import METRICS
 
 
-def _prepare(x: torch.Tensor, metric: str, centre: torch.Tensor | None) -> torch.Tensor:
+def _geometry(x: torch.Tensor, metric: str) -> torch.Tensor:
+    """The points as the metric sees them: as they are, normalised, or centred and normalised."""
     if metric == "euclidean":
         return x
     if metric == "cosine_centred":
-        x = x - centre
-    return x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-
-
-def knn(
-    query: torch.Tensor,
-    gallery: torch.Tensor | None = None,
-    *,
-    k: int = 10,
-    metric: str = "euclidean",
-    chunk_size: int = 2048,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Exact k nearest neighbours, streamed over blocks of query rows.
-
-    Never builds the full :math:`n_q\times n_g` matrix: each block of
-    ``chunk_size`` query rows is scored against the gallery and reduced by
-    ``torch.topk``, so memory is :math:`O(\text{chunk\_size}\cdot n_g)`. With
-    ``gallery=None`` the neighbours are searched within ``query`` itself and each
-    point's own entry is excluded (the within-set k-occurrence of
-    Radovanović et al., chapter :ref:`sec-theory`).
-
-    Scores (higher is nearer): ``"euclidean"``
-    :math:`-\lVert x-y\rVert^2`, computed as
-    :math:`2\langle x,y\rangle-\lVert y\rVert^2-\lVert x\rVert^2`;
-    ``"cosine"`` :math:`\cos(x,y)`; ``"cosine_centred"`` the cosine after subtracting
-    the mean of ``gallery`` (of ``query`` when ``gallery`` is None) from both sides
-    (the centring of Suzuki et al. 2013).
-
-    Parameters
-    ----------
-    query : Tensor of shape (n_query, d)
-    gallery : Tensor of shape (n_gallery, d), optional
-    k : int, default 10
-        At most ``n_gallery`` (``n_query - 1`` within one set).
-    metric : {"euclidean", "cosine", "cosine_centred"}
-    chunk_size : int, default 2048
-
-    Returns
-    -------
-    indices : LongTensor of shape (n_query, k)
-        Neighbour indices, nearest first.
-    scores : Tensor of shape (n_query, k)
-        Their scores (negative squared distances for ``"euclidean"``).
-
-    Notes
-    -----
-    Exact ties (probability zero for continuous laws) are broken by ``torch.topk``,
-    not necessarily towards the lowest index.
-
-    Examples
-    --------
-    >>> import torch
-    >>> x = torch.tensor([[0.0], [1.0], [3.0]])
-    >>> knn(x, k=1)[0].flatten().tolist()
-    [1, 0, 1]
-    """
-    func = "knn"
-    q = check_matrix(query, "query", func)
-    within = gallery is None
-    gal = q if within else check_matrix(gallery, "gallery", func)
-    if not within and gal.shape[1] != q.shape[1]:
-        fail(
-            func,
-            "gallery",
-            f"of width {q.shape[1]} (the width of `query`)",
-            f"shape {tuple(gal.shape)}",
-        )
-    if not within and gal.device != q.device:
-        fail(func, "gallery", f"on the device of `query` ({q.device})", str(gal.device))
-    check_choice(metric, "metric", func, METRICS)
-    n_g = gal.shape[0]
-    k = check_int(k, "k", func, low=1, high=n_g - 1 if within else n_g)
-    chunk_size = check_int(chunk_size, "chunk_size", func, low=1)
-    centre = gal.mean(0, keepdim=True) if metric == "cosine_centred" else None
-    qp, gp = _prepare(q, metric, centre), _prepare(gal, metric, centre)
-    # Euclidean: rank by 2<x, y> - |y|^2 (one fused addmm); the row constant -|x|^2
-    # does not change a row's ranking and is added to the k kept scores only
-    neg_g_sq = -gp.square().sum(1).unsqueeze(0) if metric == "euclidean" else None
-    idx_out = torch.empty(q.shape[0], k, dtype=torch.long, device=q.device)
-    val_out = torch.empty(q.shape[0], k, dtype=q.dtype, device=q.device)
-    for start in range(0, q.shape[0], chunk_size):
-        block = qp[start : start + chunk_size]
-        if neg_g_sq is None:
-            s = block @ gp.T
-        else:
-            s = torch.addmm(neg_g_sq, block, gp.T, alpha=2.0)
-        if within:
-            rows = torch.arange(block.shape[0], device=q.device)
-            s[rows, rows + start] = -math.inf
-        val, idx = torch.topk(s, k, dim=1)
-        if neg_g_sq is not None:
-            val = val - block.square().sum(1, keepdim=True)
-        idx_out[start : start + chunk_size] = idx
-        val_out[start : start + chunk_size] = val
-    return idx_out, val_out
-
-
-def k_occurrence_counts(
-    indices: torch.Tensor, n_gallery: int, k: int | None = None
-) -> torch.Tensor:
-    r"""Count :math:`N_k` from a neighbour-index matrix: how often each item is in a top-k list.
-
-    :math:`N_k(x)=\#\{y: x\in\mathrm{kNN}(y)\}` (Radovanović et al. 2010, Sec. 3),
-    read from the first ``k`` columns of ``indices`` (all columns by default), so one
-    :func:`knn` call with the largest ``k`` serves every smaller ``k``.
-
-    Returns
-    -------
-    LongTensor of shape (n_gallery,)
-
-    Examples
-    --------
-    >>> import torch
-    >>> k_occurrence_counts(torch.tensor([[1, 2], [0, 2], [0, 1]]), 3, k=1).tolist()
-    [2, 1, 0]
-    """
-    func = "k_occurrence_counts"
-    idx = check_matrix(indices, "indices", func, floating=False)
-    if idx.dtype.is_floating_point:
-        fail(func, "indices", "an integer matrix", str(idx.dtype), exc=TypeError)
-    n_gallery = check_int(n_gallery, "n_gallery", func, low=1)
-    k = idx.shape[1] if k is None else check_int(k, "k", func, low=1, high=idx.shape[1])
-    return torch.bincount(idx[:, :k].reshape(-1).long(), minlength=n_gallery)
+        x = x - x.mean(0, keepdim=True)
+    return l2_normalize(x)
 
 
 def global_centrality(
@@ -155,11 +35,12 @@ def global_centrality(
 ) -> torch.Tensor:
     r"""Distance of each point to the data mean, in the metric's geometry.
 
-    Theory spec, section 1: Euclidean :math:`\lVert x-\bar x\rVert`; cosine
-    :math:`\lVert\tilde x-\bar{\tilde x}\rVert` with :math:`\tilde x=x/\lVert x\rVert`
-    (for ``"cosine_centred"`` after subtracting :math:`\bar x`). Small values mean
-    *central* points; claims R2/T1 predict they are hubs. ``centre`` overrides the
-    mean (for instance a point's own mixture-component mean, claim R4).
+    The global centrality of chapter :ref:`sec-theory` (definition "Centrality"): Euclidean
+    :math:`\lVert x-\bar x\rVert`; cosine :math:`\lVert\tilde x-\bar{\tilde x}\rVert`
+    with :math:`\tilde x=x/\lVert x\rVert` (for ``"cosine_centred"`` after subtracting
+    :math:`\bar x`). Small values mean *central* points; claims R2/T1 predict they
+    are hubs. ``centre`` overrides the mean (for instance a point's own
+    mixture-component mean, claim R4).
 
     Returns
     -------
@@ -168,8 +49,7 @@ def global_centrality(
     func = "global_centrality"
     x = check_matrix(x, "x", func)
     check_choice(metric, "metric", func, METRICS)
-    if metric != "euclidean":
-        x = _prepare(x, metric, x.mean(0, keepdim=True))
+    x = _geometry(x, metric)
     ref = x.mean(0, keepdim=True) if centre is None else centre
     return (x - ref).norm(dim=1)
 
@@ -219,7 +99,7 @@ def cohens_d(a: torch.Tensor, b: torch.Tensor) -> float:
     r"""Cohen's :math:`d=(\bar a-\bar b)/s_p` with the pooled standard deviation.
 
     :math:`s_p^2=\frac{(n_a-1)s_a^2+(n_b-1)s_b^2}{n_a+n_b-2}` (unbiased variances).
-    Used for the hub-vs-rest comparison of experiment E5.
+    Used for the hub-vs-rest comparison of chapter :ref:`sec-theory`, "Two modalities".
 
     Examples
     --------

@@ -80,10 +80,11 @@ def verdict_r1(
 ) -> tuple[str, pd.DataFrame]:
     r"""Acceptance criterion R1: does :math:`S_{N_k}` grow from low to high :math:`d`?
 
-    Theory spec, section 3.3: *supported* when, for every law (and every :math:`k`)
-    under ``metric``, the skewness at ``d_high`` exceeds that at ``d_low`` in at
-    least ``min_fraction`` of the replicates (4 of 5 in the spec). Defaults: the
-    smallest and largest :math:`d` in ``frame``.
+    The criterion of chapter :ref:`sec-theory`, "Claim R1": *supported* when, for
+    every law (and every :math:`k`) under ``metric``, the skewness at ``d_high``
+    exceeds that at ``d_low`` in at least ``min_fraction`` of the replicates (4 of 5
+    in the ``classroom`` and ``paper`` parameter sets). Defaults: the smallest and largest :math:`d`
+    in ``frame``.
 
     Returns
     -------
@@ -129,9 +130,9 @@ def verdict_r2(
 ) -> tuple[str, pd.DataFrame]:
     r"""Acceptance criterion R2: :math:`\rho(N_k,\text{centrality})<-0.5` at :math:`d\ge20`.
 
-    Theory spec, section 3.3: *supported* when the mean over replicates of
-    ``statistic`` is below ``threshold`` for every law, :math:`k` and
-    :math:`d\ge` ``d_min`` under ``metric``.
+    The criterion of chapter :ref:`sec-theory`, "Claims R2 and R4": *supported* when
+    the mean over replicates of ``statistic`` is below ``threshold`` for every law,
+    :math:`k` and :math:`d\ge` ``d_min`` under ``metric``.
 
     Returns
     -------
@@ -162,7 +163,8 @@ def verdict_d1(
 ) -> tuple[str, pd.DataFrame]:
     r"""Acceptance criterion D1/T2: where are hubs similar to *both* banks?
 
-    Theory spec, section 3.3: a grid cell :math:`(c,\gamma)` is inside the region
+    The criterion of chapter :ref:`sec-theory`, "Claim D1": a grid cell
+    :math:`(c,\gamma)` is inside the region
     when the replicate means of :math:`\rho(N_k,m_{B_q})` and of
     :math:`\rho(N_k,m_{B_g})` both exceed ``threshold``. The verdict is
     ``"supported"`` when every cell is inside and ``"not supported"`` otherwise (then
@@ -180,7 +182,7 @@ def verdict_d1(
         fail(
             "verdict_d1",
             "frame",
-            "rho_q and rho_g rows (from simulate_two_modality)",
+            "rho_q and rho_g rows (from the two-modality grid of notebook 22)",
             "none",
         )
     det = sub.pivot_table(
@@ -194,18 +196,20 @@ def verdict_d1(
 def verdict_t3(
     region: pd.DataFrame, benefit: pd.DataFrame, *, margin: float = 0.0
 ) -> tuple[str, pd.DataFrame]:
-    r"""Acceptance criterion T3: DualIS beats IS-q in R@1 only inside the D1 region.
+    r"""Acceptance criterion T3: DualIS beats IS over the query bank in R@1 only inside the D1 region.
 
-    ``region`` is the ``detail`` of :func:`verdict_d1`; ``benefit`` the frame of
-    :func:`simulate_bank_benefit` (with methods ``dualis`` and ``is_q``). A cell
-    *agrees* when "DualIS mean R@1 > IS-q mean R@1 + ``margin``" equals "the cell is
-    inside the region". *Supported* when every cell that appears in both agrees.
+    ``region`` is the ``detail`` of :func:`verdict_d1`; ``benefit`` a tidy frame of
+    R@1 per method, with the variant keys of :mod:`hubrepro.normalize.variants`
+    (``dualis`` and ``is``, IS over the query bank), as notebook 22's bank-benefit
+    grid produces. A cell *agrees* when "DualIS mean R@1 > IS mean R@1 + ``margin``"
+    equals "the cell is inside the region". *Supported* when every cell that appears
+    in both agrees (chapter :ref:`sec-theory`, conjecture T3).
 
     Returns
     -------
     verdict : str
     detail : pandas.DataFrame
-        Per cell: ``dualis``, ``is_q``, ``dualis_wins``, ``inside``, ``agrees``.
+        Per cell: ``dualis``, ``is``, ``dualis_wins``, ``inside``, ``agrees``.
     """
     func = "verdict_t3"
     keys = [
@@ -214,13 +218,13 @@ def verdict_t3(
         if c in benefit.columns and c in region.columns
     ]
     sub = benefit[
-        (benefit["statistic"] == "R@1") & benefit["method"].isin(["dualis", "is_q"])
+        (benefit["statistic"] == "R@1") & benefit["method"].isin(["dualis", "is"])
     ]
-    if sub.empty or set(sub["method"]) != {"dualis", "is_q"}:
+    if sub.empty or set(sub["method"]) != {"dualis", "is"}:
         fail(
             func,
             "benefit",
-            "R@1 rows for methods 'dualis' and 'is_q'",
+            "R@1 rows for methods 'dualis' and 'is'",
             sorted(set(benefit.get("method", []))),
         )
     det = sub.pivot_table(
@@ -230,7 +234,7 @@ def verdict_t3(
     det = det.merge(region[[*keys, "inside"]], on=keys, how="inner")
     if det.empty:
         fail(func, "region", "cells shared with `benefit`", "none in common")
-    det["dualis_wins"] = det["dualis"] > det["is_q"] + margin
+    det["dualis_wins"] = det["dualis"] > det["is"] + margin
     det["agrees"] = det["dualis_wins"] == det["inside"]
     return _word(bool(det["agrees"].all())), det
 
@@ -272,8 +276,8 @@ def paired_difference(
 ) -> pd.DataFrame:
     """Subtract, within each cell and seed, the value of the ``reference`` method.
 
-    For the tidy frame of :func:`simulate_bank_benefit`: every method is applied to
-    the same draws, so the per-seed difference to ``reference`` removes the
+    For a tidy frame of methods applied to the same draws (notebook 22's bank-benefit
+    grid): every method sees the same draws, so the per-seed difference to ``reference`` removes the
     world-to-world variation that dominates the raw R@1 (a paired comparison). The
     reference rows are dropped.
 

@@ -43,7 +43,9 @@ Editions. ``hubrepro_edition`` (default ``"full"``, or the environment variable
 solutions: they are left out of the pages, the search index and the downloadable page
 sources, not hidden (``make book-student``).
 
-Enabled in ``_config.yml`` (``sphinx.extra_extensions``). Book: :ref:`sec-reproducibility`.
+Book machinery, not part of the library: it lives next to the book (``book/_ext/``)
+and is enabled in ``_config.yml`` as a local extension (``sphinx.local_extensions``,
+which puts this folder on ``sys.path``). Book: :ref:`sec-reproducibility`.
 """
 
 from __future__ import annotations

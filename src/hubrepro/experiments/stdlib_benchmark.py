@@ -1,4 +1,12 @@
-"""Baselines, examples and figures of the data chapter (notebooks 30 and 31).
+"""The stdlib-code benchmark (notebook 30, chapter :ref:`sec-data`): sizes, examples, baselines.
+
+:func:`run` reports the split sizes of the embedded text-to-code benchmark under each
+split protocol (:func:`split_sizes`), loads (and, the first time, embeds) its test
+and bank splits, draws a few example pairs with the rank of the right code
+(:func:`example_pairs`) and computes the retrieval and hubness baselines without
+normalisation (:func:`baseline_table`); :func:`headlines` collects the numbers the
+chapter quotes and :func:`plot_nk_histograms` draws its figure. With ``data_dir`` (or
+another ``dataset``) the same baselines describe the user's data.
 
 Book: :ref:`sec-data`.
 """
@@ -9,20 +17,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 
 from hubrepro._validation import check_int, fail
-
-from ._base import PairedData, SimilarityData
-from .synthetic import gap_norm, make_synthetic, mean_cosine
+from hubrepro.datasets import PairedData, SimilarityData, load_dataset
+from hubrepro.datasets.stdlib_code import load_pairs, split_pairs
+from hubrepro.datasets.synthetic import gap_norm, mean_cosine
+from hubrepro.hubness import hubness_report, k_occurrence, skewness
+from hubrepro.retrieval import evaluate_retrieval
 
 __all__ = [
     "StdlibBenchmarkConfig",
-    "SyntheticSweepConfig",
+    "StdlibBenchmarkResult",
+    "run",
+    "headlines",
     "baseline_table",
     "example_pairs",
-    "knob_sweep",
-    "plot_knob_sweep",
     "plot_nk_histograms",
     "split_sizes",
 ]
@@ -30,7 +41,31 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StdlibBenchmarkConfig:
-    """Parameters of notebook 30 (the stdlib-code baselines)."""
+    """Parameters of notebook 30 (the stdlib-code baselines; names equal the notebook's parameters).
+
+    Attributes
+    ----------
+    seed : int
+        Seed of the splits and of the example draw.
+    dataset : str
+        ``"stdlib-code"``, ``"synthetic"`` or ``"user"``.
+    data_dir : str or None
+        A folder in the user layout; replaces the dataset.
+    protocols : tuple of str
+        Split protocols of stdlib-code (``"random"``, ``"by-module"``).
+    n_query, n_bank : int or None
+        Test and bank pairs kept (``None``: all).
+    k : int
+        Neighbourhood size of :math:`N_k`.
+    cache_dir : str or None
+        Embeddings cache (``None``: ``$HUBREPRO_CACHE`` or ``~/.cache/hubrepro``).
+    device : str
+        Where the text encoder runs.
+    n_examples : int
+        Example pairs shown.
+    artifact_dir : str
+        Where CSV/PNG artifacts and ``provenance.json`` go.
+    """
 
     seed: int = 0
     dataset: str = "stdlib-code"
@@ -45,34 +80,124 @@ class StdlibBenchmarkConfig:
     artifact_dir: str = "_build/artifacts/30_stdlib_benchmark"
 
 
-@dataclass(frozen=True)
-class SyntheticSweepConfig:
-    """Parameters of notebook 31 (the synthetic generator's knobs)."""
+@dataclass
+class StdlibBenchmarkResult:
+    """What :func:`run` returns.
 
-    seed: int = 0
-    n_gallery: int = 1000
-    k: int = 10
-    dims: tuple[int, ...] = (16, 64, 256, 1024)
-    noises: tuple[float, ...] = (0.5, 1.0, 1.3, 2.0)
-    gaps: tuple[float, ...] = (0.0, 0.4, 0.8, 1.2)
-    cones: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
-    zipfs: tuple[float, ...] = (0.0, 1.0, 1.5)
-    captions: tuple[int, ...] = (1, 5)
-    data_dir: str | None = None
-    device: str = "cpu"
-    artifact_dir: str = "_build/artifacts/31_synthetic_generator"
+    Attributes
+    ----------
+    config : StdlibBenchmarkConfig
+    n_pairs, n_modules : int
+        Pairs of the shipped file and the modules they come from.
+    sizes : pandas.DataFrame
+        :func:`split_sizes`, one row per protocol.
+    data : dict of str to PairedData or SimilarityData
+        The loaded data, by protocol (or ``"user"`` / the dataset's name).
+    examples : pandas.DataFrame or None
+        :func:`example_pairs` of the first data (``None`` without texts).
+    baseline : pandas.DataFrame
+        :func:`baseline_table`, one row per label of ``data``.
+    """
 
-    def grid(self) -> dict[str, list[Any]]:
-        """The knob -> values mapping of :func:`knob_sweep` (empty lists dropped)."""
-        grid = {
-            "dim": list(self.dims),
-            "noise": list(self.noises),
-            "gap": list(self.gaps),
-            "cone": list(self.cones),
-            "zipf": list(self.zipfs),
-            "captions_per_item": list(self.captions),
+    config: StdlibBenchmarkConfig
+    n_pairs: int
+    n_modules: int
+    sizes: pd.DataFrame
+    data: dict[str, Any]
+    examples: pd.DataFrame | None
+    baseline: pd.DataFrame
+
+
+def run(cfg: StdlibBenchmarkConfig) -> StdlibBenchmarkResult:
+    """Run notebook 30: split sizes, loading (and embedding), examples and baselines.
+
+    Texts already in the embeddings cache are read back; the others are embedded on
+    one thread and written to the cache one by one, so an interrupted run loses
+    nothing.
+
+    Parameters
+    ----------
+    cfg : StdlibBenchmarkConfig
+
+    Returns
+    -------
+    StdlibBenchmarkResult
+
+    Book
+    ----
+    :ref:`sec-data`.
+    """
+    if not isinstance(cfg, StdlibBenchmarkConfig):
+        fail("run", "cfg", "a StdlibBenchmarkConfig", type(cfg).__name__, exc=TypeError)
+    pairs = load_pairs()
+    if cfg.data_dir is not None or cfg.dataset != "stdlib-code":
+        label = cfg.dataset if cfg.data_dir is None else "user"
+        data = {label: load_dataset(cfg.dataset, seed=cfg.seed, data_dir=cfg.data_dir)}
+    else:
+        data = {
+            p: load_dataset(
+                "stdlib-code",
+                seed=cfg.seed,
+                protocol=p,
+                n_query=cfg.n_query,
+                n_bank=cfg.n_bank,
+                cache_dir=cfg.cache_dir,
+                device=cfg.device,
+                progress=False,
+            )
+            for p in cfg.protocols
         }
-        return {knob: values for knob, values in grid.items() if values}
+    first = next(iter(data.values()))
+    examples = (
+        example_pairs(first, cfg.n_examples, seed=cfg.seed)
+        if getattr(first, "query_text", None) is not None
+        else None
+    )
+    return StdlibBenchmarkResult(
+        config=cfg,
+        n_pairs=len(pairs),
+        n_modules=len({p["module"] for p in pairs}),
+        sizes=split_sizes(pairs, cfg.protocols, seed=cfg.seed),
+        data=data,
+        examples=examples,
+        baseline=baseline_table(data, k=cfg.k),
+    )
+
+
+#: glue slug -> column of :func:`baseline_table` quoted for every label
+_QUOTED = {
+    "r1": "R@1",
+    "r10": "R@10",
+    "r1-g2q": "R@1 (g2q)",
+    "skew": "skewness",
+    "antihub": "antihub_rate",
+    "gap": "gap_norm",
+    "n-query": "n_query",
+}
+
+
+def headlines(result: StdlibBenchmarkResult) -> dict[str, Any]:
+    """The numbers the chapter quotes (keys become ``nb30-<key>`` glue keys).
+
+    Returns
+    -------
+    dict
+        ``val-n-pairs``, ``val-n-modules``, ``val-n-bank-<protocol>``; and for every
+        label of the data (``random``, ``by-module`` by default),
+        ``val-<stat>-<label>`` for R@1, R@10, gallery-to-query R@1, skewness, anti-hub
+        rate, modality gap and the number of test queries.
+    """
+    out: dict[str, Any] = {
+        "val-n-pairs": result.n_pairs,
+        "val-n-modules": result.n_modules,
+    }
+    for protocol in result.config.protocols:
+        out[f"val-n-bank-{protocol}"] = int(result.sizes.loc[protocol, "n_bank"])
+    for label in result.data:
+        row = result.baseline.loc[label]
+        for key, col in _QUOTED.items():
+            out[f"val-{key}-{label}"] = float(row[col])
+    return out
 
 
 def _sims_and_gt(
@@ -118,11 +243,6 @@ def baseline_table(
     ----
     :ref:`sec-data`.
     """
-    import pandas as pd
-
-    from hubrepro.hubness import hubness_report
-    from hubrepro.retrieval import evaluate_retrieval
-
     k = check_int(k, "k", "baseline_table", low=1)
     rows = []
     for label, data in datasets.items():
@@ -176,10 +296,6 @@ def split_sizes(
         One row per protocol: ``n_pairs``, ``n_test``, ``n_bank``, ``n_dropped``
         (the part of the boundary group left out), ``test_modules``, ``bank_modules``.
     """
-    import pandas as pd
-
-    from .stdlib_code import split_pairs
-
     rows = []
     for protocol in protocols:
         test, bank = split_pairs(pairs, protocol=protocol, seed=seed, n_test=n_test)
@@ -208,8 +324,6 @@ def example_pairs(
         Columns ``query``, ``code`` (first ``max_chars`` characters), ``rank`` (1 = the
         right code is the top hit) and ``top hit`` (start of the best-scoring code).
     """
-    import pandas as pd
-
     func = "example_pairs"
     if (
         not isinstance(data, PairedData)
@@ -261,8 +375,6 @@ def plot_nk_histograms(
     """
     import matplotlib.pyplot as plt
 
-    from hubrepro.hubness import k_occurrence, skewness
-
     n = len(datasets)
     fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.0), squeeze=False, sharey=True)
     for ax, (label, data) in zip(axes[0], datasets.items(), strict=True):
@@ -274,113 +386,5 @@ def plot_nk_histograms(
         ax.set_title(f"{label}\nskewness {skewness(n_k):.2f}", fontsize=9)
         ax.set_xlabel(f"$N_{{{kk}}}$ (times in a query's top {kk})")
     axes[0][0].set_ylabel("gallery items")
-    fig.tight_layout()
-    return fig
-
-
-#: Knobs swept by :func:`knob_sweep` by default (one at a time, others at their defaults).
-DEFAULT_GRID: dict[str, list[Any]] = {
-    "dim": [16, 64, 256, 1024],
-    "noise": [0.5, 1.0, 1.3, 2.0],
-    "gap": [0.0, 0.4, 0.8, 1.2],
-    "cone": [0.0, 0.5, 1.0, 2.0],
-    "zipf": [0.0, 1.0, 1.5],
-    "captions_per_item": [1, 5],
-}
-
-
-def knob_sweep(
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    *,
-    base: Mapping[str, Any] | None = None,
-    k: int = 10,
-    seed: int = 0,
-    device: str = "cpu",
-) -> Any:
-    """Vary one generator knob at a time and record :func:`~hubrepro.datasets.describe`-style statistics.
-
-    Parameters
-    ----------
-    grid : mapping of str to sequence, optional
-        Knob -> values (fields of :class:`~hubrepro.datasets.SyntheticConfig`); default
-        ``DEFAULT_GRID``.
-    base : mapping, optional
-        Values of the other knobs (e.g. ``{"n_gallery": 1000}``); the bank is kept
-        tiny since only the test split is described.
-    k : int, default 10
-    seed : int, default 0
-        Same seed in every cell, so cells differ only by the knob.
-    device : str, default "cpu"
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``knob``, ``value``, ``R@1``, ``skewness``, ``gap_norm``,
-        ``mean_cos_query``, ``mean_cos_gallery``, ``mean_cos_pairs``.
-
-    Book
-    ----
-    :ref:`sec-data`.
-    """
-    import pandas as pd
-
-    from .synthetic import describe
-
-    grid = DEFAULT_GRID if grid is None else grid
-    base = {"n_bank_gallery": 1, **dict(base or {})}
-    rows = []
-    for knob, values in grid.items():
-        for value in values:
-            opts = {**base, knob: value}
-            data = make_synthetic(seed=seed, device=device, **opts)
-            stats = describe(data, k=k)
-            rows.append(
-                {"knob": knob, "value": value, **{s: stats[s] for s in _SWEEP_STATS}}
-            )
-    return pd.DataFrame(rows)
-
-
-_SWEEP_STATS = (
-    "R@1",
-    "skewness",
-    "gap_norm",
-    "mean_cos_query",
-    "mean_cos_gallery",
-    "mean_cos_pairs",
-)
-
-
-def plot_knob_sweep(
-    frame: Any,
-    stats: Sequence[str] = ("R@1", "skewness", "gap_norm", "mean_cos_gallery"),
-) -> Any:
-    """One row of panels per knob, one column per statistic, from :func:`knob_sweep`.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    knobs = list(dict.fromkeys(frame["knob"]))
-    fig, axes = plt.subplots(
-        len(knobs),
-        len(stats),
-        figsize=(2.6 * len(stats), 1.9 * len(knobs)),
-        squeeze=False,
-    )
-    for i, knob in enumerate(knobs):
-        sub = frame[frame["knob"] == knob]
-        for j, stat in enumerate(stats):
-            ax = axes[i][j]
-            ax.plot(range(len(sub)), sub[stat].to_numpy(), marker="o")
-            ax.set_xticks(
-                range(len(sub)),
-                [f"{v:g}" if isinstance(v, float) else str(v) for v in sub["value"]],
-            )
-            if i == 0:
-                ax.set_title(stat, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(knob)
     fig.tight_layout()
     return fig

@@ -1,15 +1,25 @@
-"""Helpers of notebooks 30 and 31: baselines against naive loops, sizes, examples, sweeps."""
+"""Tests of hubrepro.experiments.stdlib_benchmark (notebook 30's driver): baselines
+against naive loops, split sizes, example pairs."""
 
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
 from hubrepro import config
-from hubrepro.datasets import PairedData, SimilarityData, make_synthetic, report
+from hubrepro.datasets import PairedData, SimilarityData, make_synthetic
+from hubrepro.experiments import stdlib_benchmark as report
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every figure a test draws is closed after it (pyplot keeps them otherwise)."""
+    yield
+    plt.close("all")
 
 
 def _naive_r1_and_skew(
@@ -99,29 +109,28 @@ def test_example_pairs_ranks():
         report.example_pairs(PairedData("t", q, g), 1)
 
 
-def test_knob_sweep_and_plots():
-    frame = report.knob_sweep(
-        {"gap": [0.2, 0.6], "dim": [8]}, base={"n_gallery": 30, "n_concepts": 4}, k=3
-    )
-    assert frame["knob"].tolist() == ["gap", "gap", "dim"]
-    assert frame.loc[frame.knob == "gap", "gap_norm"].tolist() == pytest.approx(
-        [0.2, 0.6], abs=1e-3
-    )
-    fig = report.plot_knob_sweep(frame)
-    assert len(fig.axes) == 2 * 4
+def test_nk_histograms_one_panel_per_dataset():
     d = make_synthetic(seed=0, n_gallery=30, n_bank_gallery=5, dim=8, n_concepts=4)
     fig = report.plot_nk_histograms({"a": d, "b": d}, k=3)
     assert len(fig.axes) == 2
 
 
-def test_notebook_configs_come_from_params():
+def test_notebook_config_comes_from_params():
     cfg = config.from_params(
         report.StdlibBenchmarkConfig, {"protocols": ["random"], "n_query": 10}
     )
     assert cfg.protocols == ("random",)
-    sweep = config.from_params(
-        report.SyntheticSweepConfig, {"dims": [8], "gaps": [], "zipfs": [0, 1.5]}
-    )
-    assert sweep.grid()["dim"] == [8] and "gap" not in sweep.grid()
-    with pytest.raises(ValueError, match="unknown"):
-        config.from_params(report.SyntheticSweepConfig, {"dimz": [8]})
+    with pytest.raises(TypeError, match="StdlibBenchmarkConfig"):
+        report.run({"protocols": ["random"]})
+
+
+def test_run_and_headlines_on_the_synthetic_dataset():
+    cfg = report.StdlibBenchmarkConfig(dataset="synthetic", k=5, n_examples=2)
+    result = report.run(cfg)
+    assert list(result.data) == ["synthetic"] and result.examples is None
+    heads = report.headlines(result)
+    assert heads["val-n-pairs"] == result.n_pairs > 1000
+    assert heads["val-n-bank-random"] == int(result.sizes.loc["random", "n_bank"])
+    row = result.baseline.loc["synthetic"]
+    assert heads["val-r1-synthetic"] == float(row["R@1"])
+    assert heads["val-n-query-synthetic"] == float(row["n_query"])
