@@ -203,3 +203,18 @@ def test_released_dualis_with_d1_fixed_is_ours_in_log_space(
         atol=1e-9,
     )
     assert released.shape == s.shape
+
+
+def test_default_betas_are_the_released_code_s_everywhere():
+    # db_norm(..., beta1=1 / 1.99, beta2=3, ...) in DBNorm/dbnorm.py of
+    # yimuwangcs/Better_Cross_Modal_Retrieval, commit 898bd23
+    import inspect
+
+    from hubrepro import normalize
+
+    sig = inspect.signature(errata.released_db_norm).parameters
+    assert (sig["beta_query"].default, sig["beta_gallery"].default) == (1 / 1.99, 3.0)
+    for name in ("is", "dis", "dualis", "dualdis", "sn", "dbsn"):
+        params = normalize.make_normalizer(name).get_params()
+        assert params["beta_query"] == 1 / 1.99, name
+        assert params.get("beta_gallery", 3.0) == 3.0, name

@@ -3,10 +3,11 @@ r"""The released DBNorm code's behaviour, re-implemented to demonstrate its defe
 The official DBNorm code (``yimuwangcs/Better_Cross_Modal_Retrieval``,
 ``DBNorm/dbnorm.py``, commit 898bd23) ships three functions: an inverted softmax
 ``IS``, a dual normaliser ``db_norm`` that calls ``IS`` or QB-Norm's dynamic inverted
-softmax on a query bank and a gallery bank, and a hubness statistic ``get_skewness``.
-This module re-implements their *behaviour*, from the written description of the
-DBNorm specification §8 (no code was copied), so that the book can show each defect
-on a small matrix next to the behaviour of :mod:`hubrepro.normalize`:
+softmax (``qb_norm``, credited to ``ioanacroi/qb-norm``,
+``dynamic_inverted_softmax.py``) on a query bank and a gallery bank, and a hubness
+statistic ``get_skewness``. This module re-implements their *behaviour*, as read in
+that file (no code was copied), so that the book can show each defect on a small
+matrix next to the behaviour of :mod:`hubrepro.normalize`:
 
 D1
     both normaliser calls receive the intra-modal bank matrix ``bank_gallery_sims``
@@ -52,6 +53,7 @@ import pandas as pd
 import torch
 
 from hubrepro._validation import check_int, check_positive, fail
+from hubrepro.normalize._base import DEFAULT_BETA_GALLERY, DEFAULT_BETA_QUERY
 
 __all__ = [
     "released_is",
@@ -168,8 +170,8 @@ def released_db_norm(
     bank_query_sims: np.ndarray,
     sims: np.ndarray,
     bank_gallery_sims: np.ndarray,
-    beta_query: float = 1 / 1.99,
-    beta_gallery: float = 3.0,
+    beta_query: float = DEFAULT_BETA_QUERY,
+    beta_gallery: float = DEFAULT_BETA_GALLERY,
     k: int = 1,
     dynamic: bool = False,
     *,

@@ -3,7 +3,9 @@
 The compendium never types a paper's number into a chapter. Every published value
 lives in one tidy CSV file under ``data/published/`` (one row per number) together
 with where it was read and how much it can be trusted; notebooks load it with
-:func:`load_published` and glue it beside the reproduced value.
+:func:`load_published` and glue it beside the reproduced value
+(:func:`published_vs_reproduced`, :func:`claims_table`, :func:`baseline_mismatch`,
+:func:`published_wide`).
 
 Columns of every file (see :data:`COLUMNS`):
 
@@ -16,8 +18,10 @@ Columns of every file (see :data:`COLUMNS`):
 ``direction``
     ``query_to_gallery`` (text -> video/image/audio) or ``gallery_to_query``;
 ``metric`` / ``method`` / ``value``
-    ``R@1``, ``R@5``, ``R@10`` (percent), ``MdR``, ``MnR`` (ranks); the method name
-    of :data:`hubrepro.normalize.METHODS` where one exists;
+    ``R@1``, ``R@5``, ``R@10`` (percent), ``MdR``, ``MnR`` (ranks); the method: a
+    variant key of :data:`hubrepro.normalize.variants.VARIANTS`, or a published-only
+    category of :data:`PUBLISHED_CATEGORIES` when the paper does not say which
+    variant it ran;
 ``source`` / ``confidence`` / ``note``
     where the number was read (:data:`SOURCES`, ``;``-separated), a confidence
     label (:data:`CONFIDENCE`) and a free-text remark.
@@ -27,21 +31,34 @@ Book: :ref:`sec-dbnorm`.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hubrepro._validation import fail
 from hubrepro.normalize import DIRECTIONS
+from hubrepro.normalize.variants import VARIANTS, variant_label
 
 __all__ = [
     "COLUMNS",
     "CONFIDENCE",
     "SOURCES",
     "DATASETS",
+    "PUBLISHED_CATEGORIES",
+    "CLAIMS",
     "published_path",
     "load_published",
     "validate_published",
+    "method_key",
+    "published_label",
+    "published_vs_reproduced",
+    "claims_table",
+    "baseline_mismatch",
+    "published_wide",
 ]
 
 #: Column names of every published-numbers file, in order.
@@ -63,7 +80,9 @@ COLUMNS = (
 #: Confidence labels, from most to least trusted.
 CONFIDENCE = ("high", "medium", "medium-low", "low")
 
-#: Where a number was read. The tags are those of the DBNorm specification, §0.
+#: Where a number was read: the tags of the ``source`` column (``;``-separated when
+#: several sources agree). None of the third-party notes (``SEC-*``) was checked
+#: against the paper's PDF.
 SOURCES = {
     "PDF": "the paper's camera-ready PDF, read by the compendium's authors",
     "QB-README": "README of the QB-Norm code (ioanacroi/qb-norm), mean over seeds",
@@ -93,19 +112,34 @@ _METRICS = {
     "MdR": (1.0, None),
     "MnR": (1.0, None),
 }
-_METHODS = (
-    "none",
-    "is",
-    "dis",
-    "csls",
-    "gc",
-    "dualis",
-    "dualdis",
-    "dualis_or_dualdis",
-    "dbnorm",
-    "nnn",
-    "sn",
-    "dbsn",
+#: Published-only method categories -> the variant key our numbers are compared with
+#: (``None``: none). A paper's single number for "DualIS or DualDIS" is compared with
+#: DualIS; "DBNorm" with the variant not stated has no counterpart.
+PUBLISHED_CATEGORIES: dict[str, str | None] = {
+    "dualis_or_dualdis": "dualis",
+    "dbnorm": None,
+}
+
+_METHODS = (*VARIANTS, *PUBLISHED_CATEGORIES)
+
+# Display names of published methods where the paper's name is less specific than the
+# variant's label (a published "IS" does not name its bank, a "DualDIS" not its mode)
+_LABELS = {
+    "is": "IS",
+    "dis": "DIS (QB-Norm)",
+    "dualdis": "DualDIS",
+    "dualis_or_dualdis": "DualIS or DualDIS",
+    "dbnorm": "DBNorm (variant not stated)",
+}
+
+#: Claims of the DBNorm paper checked on published and reproduced numbers:
+#: (label, method a, method b, kind); ``gain``: b > a; ``tie``: ``abs(b - a) <= tolerance``.
+CLAIMS = (
+    ("IS beats the baseline", "none", "is", "gain"),
+    ("DIS matches IS (within the tolerance)", "is", "dis", "tie"),
+    ("DualIS beats IS", "is", "dualis", "gain"),
+    ("DualIS beats the baseline", "none", "dualis", "gain"),
+    ("DualDIS matches DualIS (within the tolerance)", "dualis", "dualdis", "tie"),
 )
 
 
@@ -199,7 +233,7 @@ def load_published(
     name : str, default "dbnorm"
         File stem under ``data/published/``; ``"dbnorm"`` holds the DBNorm table, the
         baseline mismatch with QB-Norm, the QB-Norm sanity references and the NNN
-        re-run of DBNorm (DBNorm specification, §7).
+        re-run of DBNorm (:ref:`sec-dbnorm-published`).
     path : str or Path, optional
         Read this CSV instead (same columns), e.g. numbers a reader checked against
         the PDF.
@@ -240,3 +274,153 @@ def load_published(
     df = validate_published(df, func="load_published")
     df["value"] = df["value"].astype(float)
     return df.reset_index(drop=True)
+
+
+def method_key(method: str) -> str | None:
+    """The variant key a published ``method`` is compared with (``None``: no counterpart).
+
+    Examples
+    --------
+    >>> method_key("dualis_or_dualdis"), method_key("dis"), method_key("dbnorm")
+    ('dualis', 'dis', None)
+    """
+    return PUBLISHED_CATEGORIES.get(method, method)
+
+
+def published_label(method: str) -> str:
+    """Display name of a published ``method`` (the variant's label unless the paper is vaguer).
+
+    Examples
+    --------
+    >>> published_label("dis"), published_label("csls")
+    ('DIS (QB-Norm)', 'CSLS')
+    """
+    return _LABELS.get(method, variant_label(method))
+
+
+def _fmt(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def published_vs_reproduced(published: pd.DataFrame, ours: pd.DataFrame | None = None, *,
+                            setting: str | None = None, table: str = "dbnorm-main", metric: str = "R@1",
+                            direction: str = "query_to_gallery") -> pd.DataFrame:  # fmt: skip
+    """Published numbers (with source and confidence) beside ours.
+
+    Parameters
+    ----------
+    published : DataFrame
+        :func:`load_published` output.
+    ours : DataFrame, optional
+        A main table (:attr:`hubrepro.experiments.dbnorm.main.MainResult.table`)
+        computed on the user's data for ``setting``.
+    setting : str, optional
+        The published setting that ``ours`` reproduces; every other row reads
+        "needs your data" (the datasets cannot ship).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``setting``, ``method``, ``published``, ``source``, ``confidence``,
+        ``reproduced`` (strings, 2 decimals).
+    """
+    if setting is not None and setting not in set(published["setting"]):
+        fail("published_vs_reproduced", "setting", "a `setting` of the published file", repr(setting),
+             f"Known: {sorted(set(published.loc[published.table == table, 'setting']))}.")  # fmt: skip
+    pub = published[
+        (published.table == table)
+        & (published.metric == metric)
+        & (published.direction == direction)
+    ]
+    mine: dict[str, float] = {}
+    if ours is not None and setting is not None:
+        o = ours[ours.direction == direction].set_index("method")
+        mine = {k: float(o.loc[k, metric]) for k in o.index}
+    rows = []
+    for r in pub.itertuples(index=False):
+        key = method_key(r.method)
+        if r.setting == setting and key in mine:
+            rep = _fmt(mine[key])
+        elif r.setting == setting:
+            rep = "not run"
+        else:
+            rep = "needs your data"
+        rows.append({"setting": r.setting, "method": published_label(r.method), "published": _fmt(r.value),
+                     "source": r.source, "confidence": r.confidence, "reproduced": rep})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _claim_holds(a: float, b: float, kind: str, tol: float) -> bool:
+    return b > a if kind == "gain" else abs(b - a) <= tol
+
+
+def claims_table(published: pd.DataFrame, ours: pd.DataFrame, *, metric: str = "R@1",
+                 direction: str = "query_to_gallery", tolerance: float = 0.5) -> pd.DataFrame:  # fmt: skip
+    """How often each claim of :data:`CLAIMS` holds: published settings vs our datasets.
+
+    The published side reads the ``dbnorm-main`` rows (a published category counts as
+    the variant of :func:`method_key`, e.g. "DualIS or DualDIS" as DualIS); our side
+    reads every dataset of the main table ``ours``. Cells are "k of n" (settings or
+    datasets where both methods have a number).
+    """
+    pub = published[(published.table == "dbnorm-main") & (published.metric == metric)
+                    & (published.direction == direction)]  # fmt: skip
+    pub_vals: dict[str, dict[str, float]] = {}
+    for r in pub.itertuples(index=False):
+        key = method_key(r.method)
+        if key is not None:
+            pub_vals.setdefault(r.setting, {}).setdefault(key, float(r.value))
+    o = ours[ours.direction == direction]
+    our_vals = {
+        ds: dict(zip(g["method"], g[metric].astype(float), strict=True))
+        for ds, g in o.groupby("dataset")
+    }
+
+    def count(
+        vals: dict[str, dict[str, float]], a: str, b: str, kind: str
+    ) -> tuple[int, int]:
+        have = [v for v in vals.values() if a in v and b in v]
+        return sum(_claim_holds(v[a], v[b], kind, tolerance) for v in have), len(have)
+
+    rows = []
+    for label, a, b, kind in CLAIMS:
+        pk, pn = count(pub_vals, a, b, kind)
+        ok, on = count(our_vals, a, b, kind)
+        rows.append({"claim": label, "published": f"{pk} of {pn} settings", "ours": f"{ok} of {on} datasets",
+                     "published_share": pk / pn if pn else np.nan, "ours_share": ok / on if on else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def baseline_mismatch(published: pd.DataFrame) -> pd.DataFrame:
+    """DBNorm's baselines beside QB-Norm's README for the same backbone (:ref:`sec-dbnorm-published`)."""
+    q = published[published.table == "baseline-mismatch"]
+    d = published[(published.table == "dbnorm-main") & (published.method == "none")]
+    rows = []
+    for r in q.itertuples(index=False):
+        backbone = r.backbone.replace("MMT-", "")
+        m = d[
+            (d.dataset == r.dataset) & (d.backbone.str.replace("MMT-", "") == backbone)
+        ]
+        if len(m) != 1:
+            continue
+        v = float(m["value"].iloc[0])
+        rows.append({"setting": r.setting, "QB-Norm README": r.value, "DBNorm": v, "difference": v - r.value,
+                     "source": f"{r.source} / {m['source'].iloc[0]}"})  # fmt: skip
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def published_wide(published: pd.DataFrame, *, tables: Sequence[str]) -> pd.DataFrame:
+    """Published rows of ``tables`` as a wide table: one row per (setting, metric), one column per method."""
+    p = published[published.table.isin(tables)].copy()
+    p["method"] = p["method"].map(published_label)
+    wide = p.pivot_table(
+        index=["table", "setting", "metric"],
+        columns="method",
+        values="value",
+        sort=False,
+    )
+    conf = p.groupby(["table", "setting", "metric"], sort=False)["confidence"].first()
+    src = p.groupby(["table", "setting", "metric"], sort=False)["source"].first()
+    wide["source"] = src
+    wide["confidence"] = conf
+    return wide

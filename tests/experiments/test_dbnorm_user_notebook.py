@@ -95,7 +95,7 @@ def test_main_table_from_a_user_folder(tmp_path, matrices):
 
 
 @pytest.mark.notebook
-@pytest.mark.slow  # about 20 s; the comparison itself is unit-tested in test_dbnorm_driver.py
+@pytest.mark.slow  # about 20 s; the comparison itself is unit-tested in tests/test_published.py
 def test_published_comparison_fills_the_named_setting(tmp_path):
     data_dir = _write_user_folder(tmp_path / "mydata", matrices=False)
     glued = _run(

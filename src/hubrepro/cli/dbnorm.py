@@ -9,8 +9,9 @@ Examples
     hubrepro dbnorm --data-dir DIR --beta-query 20 --beta-gallery 5
     hubrepro dbnorm --dataset synthetic --directions query_to_gallery --json
 
-Runs :func:`hubrepro.experiments.dbnorm.run_many` (notebook 40): every method in each
-direction and prints R@1/5/10, MdR, MnR, Rsum and the skewness of N_k per method.
+Runs :func:`hubrepro.experiments.dbnorm.main.run_many` (notebook 40): every method in
+each direction and prints R@1/5/10, MdR, MnR, R@1+5+10 (the sum of the three recalls of
+that direction) and the skewness of N_k per method.
 ``--out`` writes the tidy table (every column) as CSV. A beta (or NNN's alpha) left
 unset is tuned on a validation split carved from the bank (embeddings with a gallery
 bank), or takes the driver's fallback (20) on precomputed similarity matrices; a value

@@ -42,6 +42,8 @@ from hubrepro._validation import (
 from hubrepro.io import MappedRows
 
 __all__ = [
+    "DEFAULT_BETA_QUERY",
+    "DEFAULT_BETA_GALLERY",
     "BankSource",
     "BankStats",
     "BaseNormalizer",
@@ -50,6 +52,17 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE = 4096
+
+#: Default :math:`\beta_q` (``beta_query``) of the softmax-type normalisers: ``1/1.99``,
+#: the default ``beta1`` of ``db_norm`` in the released DBNorm code
+#: (``yimuwangcs/Better_Cross_Modal_Retrieval``, ``DBNorm/dbnorm.py``, commit 898bd23).
+#: QB-Norm's released default is 20 (``ioanacroi/qb-norm``,
+#: ``dynamic_inverted_softmax.py``); the DBNorm notebooks tune :math:`\beta` on a
+#: validation split (:ref:`sec-dbnorm-protocol`).
+DEFAULT_BETA_QUERY = 1 / 1.99
+#: Default :math:`\beta_g` (``beta_gallery``): 3, the default ``beta2`` of ``db_norm``
+#: in the same file and commit.
+DEFAULT_BETA_GALLERY = 3.0
 SCALES = ("similarity", "log")
 METRICS = ("cosine", "dot")
 

@@ -10,6 +10,8 @@ import torch
 from hubrepro._validation import check_choice, check_int, fail
 
 from ._base import (
+    DEFAULT_BETA_GALLERY,
+    DEFAULT_BETA_QUERY,
     BankSource,
     BaseNormalizer,
     check_beta,
@@ -28,8 +30,10 @@ class DualIS(BaseNormalizer):
     r"""DualIS (DBNorm): the product of a query-bank and a gallery-bank inverted softmax.
 
     Implements the dual inverted softmax of DBNorm :cite:`wang2023balance` as the
-    released code computes it once its defect D1 is fixed (the spec's §2.5; the
-    paper's equation number is not verified).
+    released code computes it once its defect D1 is fixed
+    (``yimuwangcs/Better_Cross_Modal_Retrieval``, ``DBNorm/dbnorm.py``, commit
+    898bd23, ``db_norm`` with ``dynamic_normalized=False``; :ref:`sec-dbnorm-errata`;
+    the paper's equation number is not verified).
 
     .. math::
 
@@ -52,11 +56,12 @@ class DualIS(BaseNormalizer):
 
     Parameters
     ----------
-    beta_query : float, default 1/1.99
-        :math:`\beta_q` (the code's ``beta1``; SEC-B's transcription calls it
-        :math:`\beta_2`: the mapping is an open question of the spec).
-    beta_gallery : float, default 3.0
-        :math:`\beta_g` (the code's ``beta2``).
+    beta_query : float, default ``DEFAULT_BETA_QUERY`` (1/1.99)
+        :math:`\beta_q` (the released code's ``beta1``; a third-party transcription
+        of the paper calls it :math:`\beta_2`: the mapping is an open question,
+        :ref:`sec-dbnorm-open`).
+    beta_gallery : float, default ``DEFAULT_BETA_GALLERY`` (3)
+        :math:`\beta_g` (the released code's ``beta2``).
     aggregation : {"product", "sum"}, default "product"
     scale : {"similarity", "log"}, default "similarity"
         ``"log"`` returns :math:`L`; ``"similarity"`` returns
@@ -72,7 +77,8 @@ class DualIS(BaseNormalizer):
     Notes
     -----
     Never exponentiates :math:`L`, so it is finite for any :math:`\beta S` (the
-    released code overflows, defect D5) and never writes into its inputs.
+    released code overflows, defect D5 of :ref:`sec-dbnorm-errata`) and never
+    writes into its inputs.
 
     Book: :ref:`sec-normalisation`.
 
@@ -91,8 +97,8 @@ class DualIS(BaseNormalizer):
     def __init__(
         self,
         *,
-        beta_query: float = 1 / 1.99,
-        beta_gallery: float = 3.0,
+        beta_query: float = DEFAULT_BETA_QUERY,
+        beta_gallery: float = DEFAULT_BETA_GALLERY,
         aggregation: str = "product",
         scale: str = "similarity",
     ) -> None:
@@ -143,7 +149,8 @@ class DualDIS(DualIS):
     r"""DualDIS (DBNorm): DualIS with one activation gate per bank, in two modes.
 
     Implements the dual dynamic inverted softmax of DBNorm :cite:`wang2023balance`
-    (spec §2.6; equation number not verified). Activation sets and gates:
+    (the released code's ``db_norm`` with ``dynamic_normalized=True``, same file and
+    commit as :class:`DualIS`; equation number not verified). Activation sets and gates:
 
     .. math::
 
@@ -216,8 +223,8 @@ class DualDIS(DualIS):
     def __init__(
         self,
         *,
-        beta_query: float = 1 / 1.99,
-        beta_gallery: float = 3.0,
+        beta_query: float = DEFAULT_BETA_QUERY,
+        beta_gallery: float = DEFAULT_BETA_GALLERY,
         k: int = 1,
         mode: str = "principled",
         aggregation: str = "product",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 
 from ._base import (
+    DEFAULT_BETA_GALLERY,
+    DEFAULT_BETA_QUERY,
     BankSource,
     BaseNormalizer,
     check_bank_choice,
@@ -42,11 +44,12 @@ class InvertedSoftmax(BaseNormalizer):
 
     Parameters
     ----------
-    beta_query : float, default 1/1.99
-        :math:`\beta_q`, used with ``bank="query"`` (DBNorm code default; QB-Norm
-        uses 20 on cosine scores).
-    beta_gallery : float, default 3.0
-        :math:`\beta_g`, used with ``bank="gallery"`` (the IS-g variant).
+    beta_query : float, default ``DEFAULT_BETA_QUERY`` (1/1.99)
+        :math:`\beta_q`, used with ``bank="query"`` (the released DBNorm code's
+        default; QB-Norm's is 20 on cosine scores).
+    beta_gallery : float, default ``DEFAULT_BETA_GALLERY`` (3)
+        :math:`\beta_g`, used with ``bank="gallery"`` (the IS-g variant; the released
+        DBNorm code's default).
     bank : {"query", "gallery"}, default "query"
         Which bank normalises.
     scale : {"similarity", "log"}, default "similarity"
@@ -62,7 +65,8 @@ class InvertedSoftmax(BaseNormalizer):
     -----
     The partition sum is a streaming log-sum-exp with a running maximum, so
     :math:`\beta P` up to :math:`10^4` is exact; the upstream code exponentiates
-    directly and overflows (spec defect D5). Inputs are never modified.
+    directly and overflows (defect D5 of the released DBNorm code,
+    :ref:`sec-dbnorm-errata`). Inputs are never modified.
 
     Book: :ref:`sec-normalisation`.
 
@@ -81,8 +85,8 @@ class InvertedSoftmax(BaseNormalizer):
     def __init__(
         self,
         *,
-        beta_query: float = 1 / 1.99,
-        beta_gallery: float = 3.0,
+        beta_query: float = DEFAULT_BETA_QUERY,
+        beta_gallery: float = DEFAULT_BETA_GALLERY,
         bank: str = "query",
         scale: str = "similarity",
     ) -> None:

@@ -9,7 +9,13 @@ import torch
 
 from hubrepro._validation import check_int
 
-from ._base import BankSource, first_argmax, stream_bank_stats
+from ._base import (
+    DEFAULT_BETA_GALLERY,
+    DEFAULT_BETA_QUERY,
+    BankSource,
+    first_argmax,
+    stream_bank_stats,
+)
 from .inverted_softmax import InvertedSoftmax
 
 __all__ = ["QBNorm"]
@@ -49,8 +55,10 @@ class QBNorm(InvertedSoftmax):
     Notes
     -----
     Differences from the upstream code: the gate uses the original :math:`S`
-    with ties to the lowest index (the upstream routine normalises in place and
-    reuses its output, spec defect D3); gated-off rows are returned as
+    with ties to the lowest index (the upstream routine, ``qb_norm`` in
+    ``ioanacroi/qb-norm`` ``dynamic_inverted_softmax.py`` and in the released DBNorm
+    code, normalises in place and reuses its output: defect D3 of
+    :ref:`sec-dbnorm-errata`); gated-off rows are returned as
     :math:`\beta S_{ij}` in the log scale, i.e. as :math:`S_{ij}` in the
     similarity scale, so gated and ungated rows share one scale (the upstream
     output mixes exp-ratios with raw scores); the activation set is a boolean
@@ -72,8 +80,8 @@ class QBNorm(InvertedSoftmax):
     def __init__(
         self,
         *,
-        beta_query: float = 1 / 1.99,
-        beta_gallery: float = 3.0,
+        beta_query: float = DEFAULT_BETA_QUERY,
+        beta_gallery: float = DEFAULT_BETA_GALLERY,
         k: int = 1,
         bank: str = "query",
         scale: str = "similarity",

@@ -32,6 +32,8 @@ from hubrepro._validation import check_int, check_matrix, check_positive, fail
 from hubrepro.io import MappedRows
 
 from ._base import (
+    DEFAULT_BETA_GALLERY,
+    DEFAULT_BETA_QUERY,
     BankSource,
     acc_dtype,
     check_beta,
@@ -116,8 +118,8 @@ class SinkhornNorm(InvertedSoftmax):
     def __init__(
         self,
         *,
-        beta_query: float = 1 / 1.99,
-        beta_gallery: float = 3.0,
+        beta_query: float = DEFAULT_BETA_QUERY,
+        beta_gallery: float = DEFAULT_BETA_GALLERY,
         bank: str = "query",
         n_iter: int = 10,
         tol: float = 1e-4,
@@ -219,7 +221,7 @@ class DBSN(SinkhornNorm):
 
     Parameters
     ----------
-    beta_query : float, default 1/1.99
+    beta_query : float, default ``DEFAULT_BETA_QUERY`` (1/1.99)
     n_iter, tol, scale
         As in :class:`SinkhornNorm`.
 
@@ -240,7 +242,7 @@ class DBSN(SinkhornNorm):
     def __init__(
         self,
         *,
-        beta_query: float = 1 / 1.99,
+        beta_query: float = DEFAULT_BETA_QUERY,
         n_iter: int = 10,
         tol: float = 1e-4,
         scale: str = "similarity",

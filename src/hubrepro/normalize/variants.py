@@ -8,8 +8,8 @@ another ``bank``; DualIS has a ``product`` and a ``sum`` aggregation; DualDIS a
 ``principled`` and a ``faithful`` mode. A *variant key* names one such setting,
 and this module is the only place where keys, estimators, options, display labels, the
 banks each variant needs and the hyperparameters it may tune are written down. The
-DBNorm driver, the simulations, the published-number tables and the book's labels
-all read it.
+DBNorm driver (:mod:`hubrepro.experiments.dbnorm.config`) and the published-number
+tables (:mod:`hubrepro.published`) read it; their labels are the variants'.
 
 ========================  =============  ============================  ==============
 key                       method         fixed options                 banks
