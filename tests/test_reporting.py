@@ -97,3 +97,62 @@ def test_publish_saves_and_glues_and_record_provenance_uses_the_final_config(
         }
     )
     assert glued["nb99-txt-provenance"].startswith("Produced by hubrepro")
+
+
+def test_table_names_rounds_labels_and_never_truncates():
+    import numpy as np
+
+    n = 80
+    df = pd.DataFrame(
+        {
+            "method": ["dualis", "is-g"] * (n // 2),
+            "direction": ["query_to_gallery"] * n,
+            "q2g_R@1": np.linspace(0, 100, n),
+            "gallery_antihub_rate sd": [np.nan] + [0.123456] * (n - 1),
+            "n": [12345] * n,
+        }
+    )
+    for c in range(30):  # wide as well as long
+        df[f"extra_{c}"] = 1.0
+    t = reporting.table(df, {"q2g_R@1": 1, "gallery_antihub_rate sd": 3})
+    html = t._repr_html_()
+    assert "..." not in html and "…" not in html and html.count("<tr") == n + 1
+    assert "DualIS" in html and "IS (gallery bank)" in html and "is-g" not in html
+    assert "query→gallery" in html and "query_to_gallery" not in html
+    assert "R@1, query→gallery" in html and "q2g_R@1" not in html
+    assert "anti-hub rate (gallery) (sd)" in html
+    assert "—" in html and "0.123" in html and "0.1235" not in html
+    assert "12,345" in html and "extra 29" in html
+    assert t.display["R@1, query→gallery"].iloc[-1] == "100.0"
+    assert repr(t) == repr(
+        reporting.table(df, {"q2g_R@1": 1, "gallery_antihub_rate sd": 3})
+    )
+
+
+def test_table_csv_artifact_keeps_the_unrounded_data(tmp_path):
+    df = pd.DataFrame({"q2g_R@1": [47.45678]}, index=pd.Index(["nnn"], name="method"))
+    t = reporting.table(df, 1, columns={"q2g_R@1": "R@1 text→code"})
+    assert list(t.display.columns) == ["R@1 text→code"]
+    assert t.display.index.tolist() == ["NNN"] and t.display.index.name == "method"
+    t.to_csv(tmp_path / "x.csv")
+    back = pd.read_csv(tmp_path / "x.csv", index_col=0)
+    assert back.loc["nnn", "q2g_R@1"] == 47.45678
+
+
+def test_table_multiindex_and_value_maps_and_bad_input():
+    import pytest
+
+    df = pd.DataFrame(
+        {"value": [1.0, 2.0]},
+        index=pd.MultiIndex.from_tuples(
+            [("stdlib", "gallery_to_query"), ("synthetic", "query_to_gallery")],
+            names=["dataset", "direction"],
+        ),
+    )
+    t = reporting.table(df, values={"dataset": {"stdlib": "stdlib-code"}})
+    assert t.display.index.tolist() == [
+        ("stdlib-code", "gallery→query"),
+        ("synthetic", "query→gallery"),
+    ]
+    with pytest.raises(TypeError, match="DataFrame"):
+        reporting.table([[1, 2]])

@@ -32,6 +32,10 @@ __all__ = [
     "save_artifact",
     "sha256_file",
     "format_table",
+    "Table",
+    "table",
+    "column_label",
+    "COLUMN_LABELS",
 ]
 
 _PACKAGES = (
@@ -252,3 +256,224 @@ def record_provenance(
 def format_table(df: Any, decimals: int = 2) -> Any:
     """Round the numeric columns of a DataFrame for display (the library never rounds)."""
     return df.round(decimals)
+
+
+#: Human names of the column names the drivers produce (exact matches; see
+#: :func:`column_label` for the patterns built on them).
+COLUMN_LABELS: dict[str, str] = {
+    "label": "method",
+    "method": "method",
+    "condition": "training condition",
+    "dataset": "dataset",
+    "direction": "direction",
+    "MdR": "median rank",
+    "MnR": "mean rank",
+    "Rsum": "Rsum (both directions)",
+    "skewness": "skewness of N_k",
+    "skewness_nonzero": "skewness of N_k (retrieved items only)",
+    "antihub_rate": "anti-hub rate",
+    "hub_occupancy": "hub occupancy",
+    "robin_hood": "Robin Hood index",
+    "gini": "Gini index",
+    "max_occurrence": "largest N_k",
+    "bad_hub_fraction": "bad-hub share",
+    "good_neighbor_rate": "good-neighbour rate",
+    "seconds": "time (s)",
+    "peak_mib": "peak memory (MiB)",
+    "extra_mib": "memory above the start (MiB)",
+    "ratio_to_floor": "time / matmul floor",
+    "seed": "seed",
+    "n": "n",
+    "mean": "mean",
+    "sd": "sd",
+}
+
+_DIRECTION_PREFIXES = {"q2g": "query→gallery", "g2q": "gallery→query"}
+_SIDE_PREFIXES = {"gallery": "gallery", "query": "queries"}
+_VALUE_LABELS = {
+    "query_to_gallery": "query→gallery",
+    "gallery_to_query": "gallery→query",
+}
+
+
+def column_label(name: Any, directions: Mapping[str, str] | None = None) -> str:
+    """A human name for a driver's column name.
+
+    Exact names come from :data:`COLUMN_LABELS`; ``q2g_X`` / ``g2q_X`` become ``X,
+    query→gallery`` / ``X, gallery→query`` (or the words in ``directions``, e.g.
+    ``{"q2g": "text→image"}``); ``gallery_X`` / ``query_X`` become ``X (gallery)`` /
+    ``X (queries)``; a trailing `` sd`` or ``_sd`` becomes ``(sd)``; other underscores
+    become spaces. Non-strings (tuples of a MultiIndex) are joined with ", ".
+
+    Examples
+    --------
+    >>> column_label("q2g_R@1")
+    'R@1, query→gallery'
+    >>> column_label("gallery_antihub_rate sd")
+    'anti-hub rate (gallery) (sd)'
+    >>> column_label("g2q_MnR", {"g2q": "image→text"})
+    'mean rank, image→text'
+    """
+    if isinstance(name, tuple):
+        return ", ".join(column_label(n, directions) for n in name if str(n) != "")
+    text = str(name)
+    for suffix in (" sd", "_sd"):
+        if text.endswith(suffix):
+            return f"{column_label(text[: -len(suffix)], directions)} (sd)"
+    if text in COLUMN_LABELS:
+        return COLUMN_LABELS[text]
+    head, _, rest = text.partition("_")
+    words = {**_DIRECTION_PREFIXES, **(directions or {})}
+    if rest and head in words:
+        return f"{column_label(rest, directions)}, {words[head]}"
+    if rest and head in _SIDE_PREFIXES:
+        return f"{column_label(rest, directions)} ({_SIDE_PREFIXES[head]})"
+    return text.replace("_", " ")
+
+
+class Table:
+    """A table for the page: human column names, fixed decimals, never truncated.
+
+    Made by :func:`table`. Renders as HTML (every row and column; missing values as
+    "—") in the book and as aligned text elsewhere; :meth:`to_csv` (used by
+    :func:`publish` for the artifact) writes the unrounded data with the drivers'
+    column names, for re-use.
+
+    Attributes
+    ----------
+    display : pandas.DataFrame
+        The formatted strings shown.
+    data : pandas.DataFrame
+        The unrounded source.
+    """
+
+    def __init__(self, display: Any, data: Any, show_index: bool) -> None:
+        self.display = display
+        self.data = data
+        self.show_index = show_index
+
+    def _repr_html_(self) -> str:
+        return self.display.to_html(
+            index=self.show_index,
+            border=0,
+            classes="hubrepro-table",
+            escape=True,
+            na_rep="—",
+        )
+
+    def __repr__(self) -> str:
+        return self.display.to_string(index=self.show_index, na_rep="—")
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write the unrounded source data (driver column names) as CSV."""
+        self.data.to_csv(path, index=self.show_index)
+
+
+def _fmt_value(v: Any, decimals: int) -> str:
+    import numpy as np
+
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}"
+    if isinstance(v, float | np.floating):
+        return f"{float(v):,.{decimals}f}"
+    return _VALUE_LABELS.get(str(v), str(v))
+
+
+def table(
+    df: Any,
+    decimals: int | Mapping[str, int] = 2,
+    *,
+    columns: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    directions: Mapping[str, str] | None = None,
+    index: bool | None = None,
+) -> Table:
+    """Format a driver's DataFrame as a :class:`Table` for the book.
+
+    The one formatting helper of the book's tables: column (and index) names become
+    human names (:func:`column_label`, overridden by ``columns``); numbers get
+    ``decimals`` places (an int, or a mapping from the *original* column name to
+    places, default 2), integers thousands separators, missing values "—"; method
+    keys in a ``method``/``label`` column or index level become their display labels
+    (:func:`hubrepro.normalize.variants.variant_label`); direction keys become arrows;
+    ``values`` maps a column name to a function (or dict) of its values.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The data, unrounded.
+    decimals : int or mapping, default 2
+        Decimal places, per column when a mapping (missing columns: 2).
+    columns : mapping, optional
+        Explicit human names for some columns (original name -> shown name).
+    values : mapping, optional
+        Column name -> callable or dict relabelling that column's values.
+    directions : mapping, optional
+        Words for the ``q2g``/``g2q`` prefixes, e.g. ``{"q2g": "text→code"}``.
+    index : bool, optional
+        Show the index; default: when it is not a plain ``RangeIndex``.
+
+    Returns
+    -------
+    Table
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = table(pd.DataFrame({"method": ["is-g"], "q2g_R@1": [47.4567], "n": [3000]}),
+    ...           decimals=1)
+    >>> print(repr(t))  # doctest: +NORMALIZE_WHITESPACE
+               method R@1, query→gallery     n
+    IS (gallery bank)               47.5 3,000
+    """
+    import pandas as pd
+
+    from hubrepro.normalize.variants import variant_label
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(
+            f"table: `df` must be a pandas DataFrame; got {type(df).__name__}. "
+            "Build the table from the driver's DataFrame."
+        )
+    show_index = (
+        not isinstance(df.index, pd.RangeIndex) if index is None else bool(index)
+    )
+    relabel: dict[str, Any] = {"method": variant_label, "label": variant_label}
+    relabel.update(values or {})
+
+    def places(col: Any) -> int:
+        if isinstance(decimals, Mapping):
+            return int(decimals.get(col, 2))
+        return int(decimals)
+
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        f = relabel.get(col)
+        series = df[col]
+        if f is not None:
+            series = series.map(f if callable(f) else lambda v, f=f: f.get(v, v))
+        out[col] = [_fmt_value(v, places(col)) for v in series]
+    names = {**{c: column_label(c, directions) for c in df.columns}, **(columns or {})}
+    out.columns = [names[c] for c in df.columns]
+    if show_index:
+        idx = out.index.to_frame(index=False)
+        for col in idx.columns:
+            f = relabel.get(col)
+            vals = idx[col]
+            if f is not None:
+                vals = vals.map(f if callable(f) else lambda v, f=f: f.get(v, v))
+            idx[col] = [_fmt_value(v, places(col)) for v in vals]
+        idx.columns = [
+            None if c is None else (columns or {}).get(c, column_label(c, directions))
+            for c in idx.columns
+        ]
+        out.index = (
+            pd.MultiIndex.from_frame(idx)
+            if idx.shape[1] > 1
+            else pd.Index(idx.iloc[:, 0], name=idx.columns[0])
+        )
+    return Table(out, df, show_index)
