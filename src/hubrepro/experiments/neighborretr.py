@@ -21,7 +21,6 @@ import torch
 
 from hubrepro import _validation as V
 from hubrepro.training import (
-    CONDITIONS,
     TrainConfig,
     TrainData,
     encode,
@@ -31,6 +30,7 @@ from hubrepro.training import (
 )
 
 __all__ = [
+    "CONDITIONS",
     "StudyConfig",
     "CONDITION_LABELS",
     "load_study_data",
@@ -45,7 +45,25 @@ __all__ = [
     "published_numbers",
 ]
 
-#: Display names of the conditions of :data:`hubrepro.training.CONDITIONS`.
+#: Named experimental conditions of the book's reproduction: overrides of
+#: :class:`~hubrepro.training.TrainConfig` (:ref:`sec-neighborretr`).
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "infonce": {
+        "loss": "infonce",
+        "logit_scale_init": 1 / 0.07,
+        "learn_logit_scale": True,
+    },
+    # InfoNCE at NeighborRetr's fixed logit scale 100: isolates the extra terms
+    "infonce-fixed-scale": {"loss": "infonce"},
+    "neighborretr": {"loss": "neighborretr"},
+    "neighborretr-official": {"loss": "neighborretr", "compat": "official"},
+    "no-uniform": {"loss": "neighborretr", "w_uniform": 0.0},
+    "no-neighbor": {"loss": "neighborretr", "w_neighbor": 0.0},
+    "no-kl": {"loss": "neighborretr", "w_kl": 0.0},
+    "kappa-0": {"loss": "neighborretr", "kappa": 0.0},
+}
+
+#: Display names of the conditions of :data:`CONDITIONS`.
 CONDITION_LABELS = {
     "frozen": "frozen embeddings (no training)",
     "infonce": "InfoNCE (learnt scale)",
