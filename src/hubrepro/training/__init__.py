@@ -45,14 +45,10 @@ from hubrepro.training._data import (
 from hubrepro.training._distributed import gather_with_grad
 from hubrepro.training._evaluate import encode, evaluate, validation_metrics
 from hubrepro.training._model import build_loss, build_model
+from hubrepro.training._run import resume, train
 from hubrepro.training._rundir import RUN_FILES
-from hubrepro.training._trainer import (
-    Trainer,
-    TrainResult,
-    resume,
-    seed_everything,
-    train,
-)
+from hubrepro.training._seed import seed_everything
+from hubrepro.training._trainer import Trainer, TrainResult
 
 __all__ = [
     "MODEL_KINDS",

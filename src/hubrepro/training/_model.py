@@ -1,7 +1,8 @@
-"""The model and the objective of a run, built from its config (and the data's sizes)."""
+"""The model, objective and optimiser of a run, built from its config (and the data's sizes)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -130,3 +131,24 @@ def build_loss(cfg: TrainConfig) -> NeighborRetrLoss:
     if cfg.loss == "infonce":
         return NeighborRetrLoss(kappa=0.0, w_uniform=0.0, w_neighbor=0.0, w_kl=0.0)
     return neighborretr_loss(cfg)
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # weight decay on matrices only (not on biases, norms or the logit scale)
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    other = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": other, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)

@@ -7,16 +7,12 @@ import copy
 import csv
 import io
 import json
-import math
-import os
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hubrepro import _validation as V
@@ -28,7 +24,8 @@ from hubrepro.training._config import TrainConfig
 from hubrepro.training._data import EpochPairs, TrainData
 from hubrepro.training._distributed import _average_gradients, _dist, gather_with_grad
 from hubrepro.training._evaluate import validation_metrics
-from hubrepro.training._model import build_loss, build_model
+from hubrepro.training._model import _lr_lambda, _optimizer, build_loss, build_model
+from hubrepro.training._seed import _rng_state, _set_rng_state, seed_everything
 
 # what every checkpoint (checkpoints/last.pt) holds
 _STATE_KEYS = (
@@ -61,68 +58,6 @@ class TrainResult:
     final_model: torch.nn.Module
     steps: int
     bank: FIFOBank | None = None
-
-
-def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch (all devices); optionally force deterministic kernels.
-
-    The only global seeding in the library (the conventions of ``CONTRIBUTING.md``).
-
-    Parameters
-    ----------
-    seed : int
-        Seed in ``[0, 2**32)``.
-    deterministic : bool, default False
-        Also call ``torch.use_deterministic_algorithms(True)`` and disable cuDNN
-        benchmarking (slower; needed for bit-exact GPU runs).
-    """
-    seed = V.check_int(seed, "seed", "seed_everything", low=0, high=2**32 - 1)
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - other libraries may use the legacy global RNG
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-
-
-def _lr_lambda(total: int, warmup: int):
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return f
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    # weight decay on matrices only (not on biases, norms or the logit scale)
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    other = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": other, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-
-
-def _rng_state() -> dict[str, Any]:
-    st: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": list(random.getstate()[1]),
-        "python_pos": random.getstate()[2],
-    }
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: Mapping[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
-    random.setstate((3, tuple(st["python"]), st["python_pos"]))
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
 
 
 def _autocast(device: torch.device, enabled: bool) -> Any:
@@ -631,90 +566,3 @@ class Trainer:
             steps=self.step_count,
             bank=self.bank,
         )
-
-
-def train(
-    cfg: TrainConfig,
-    data: TrainData,
-    *,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    stop_after_steps: int | None = None,
-    model: torch.nn.Module | None = None,
-) -> TrainResult:
-    """Train a dual encoder with InfoNCE or NeighborRetr: ``Trainer(...).open(...).fit()``.
-
-    Implements the training procedure of NeighborRetr (``lin2025neighborretr``) with
-    the project's choices (:class:`Trainer`): the model ``cfg.model`` builds
-    (projection heads on frozen embeddings, or text and image towers end to end) or
-    a given one.
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-        The run's configuration.
-    data : TrainData
-        Training pairs and validation split (see
-        :func:`~hubrepro.training.make_train_data`).
-    run_dir : str or Path or None
-        Where to write the config, metrics, checkpoints; ``None`` keeps everything in
-        memory (no checkpoints, no resume).
-    resume : bool, default False
-        Continue from ``run_dir/checkpoints/last.pt``.
-    overwrite : bool, default False
-        Start afresh in a ``run_dir`` that holds a run: every artefact of the old run
-        is removed first.
-    stop_after_steps : int or None
-        Stop (after checkpointing, if a run dir is given) once this many optimiser
-        steps have been taken in total — to simulate an interruption.
-    model : torch.nn.Module or None
-        A dual encoder to fine-tune instead of the one ``cfg.model`` builds (see
-        :class:`Trainer`).
-
-    Returns
-    -------
-    TrainResult
-        ``model`` is the best validation checkpoint (the final model without a
-        validation split), ``final_model`` the last state.
-
-    Raises
-    ------
-    FileExistsError
-        If ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
-    FileNotFoundError
-        If ``resume`` is set and ``run_dir`` holds no started run.
-    ValueError
-        If the training set is smaller than one batch, on invalid data, a different
-        config than the run's, or a damaged checkpoint.
-
-    Notes
-    -----
-    Every file is written atomically, so a kill leaves each file old or new; a folder
-    left by a start that was killed before its ``config.json`` is accepted by a new
-    start, and a run killed before its first checkpoint is started from its
-    beginning by ``resume``.
-    """
-    trainer = Trainer(cfg, data, model=model, run_dir=run_dir)
-    return trainer.open(resume=resume, overwrite=overwrite).fit(
-        stop_after_steps=stop_after_steps
-    )
-
-
-def resume(
-    run_dir: str | Path, data: TrainData | None = None, **kwargs: Any
-) -> TrainResult:
-    """Continue the run in ``run_dir`` with its own ``config.json``.
-
-    ``data`` defaults to the config's dataset
-    (:func:`~hubrepro.training.load_train_data`); the model is rebuilt from the
-    config's ``model`` kind.
-    """
-    from hubrepro.config import from_params
-    from hubrepro.training._data import load_train_data
-
-    rdir = Path(run_dir)
-    cfg = from_params(TrainConfig, _rundir.read_config(rdir))
-    if data is None:
-        data = load_train_data(cfg)
-    return train(cfg, data, run_dir=rdir, resume=True, **kwargs)
