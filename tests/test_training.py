@@ -455,3 +455,16 @@ def test_config_values_are_checked_where_the_config_is_built():
     ]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(**kwargs)
+
+
+def test_shipped_configs_are_valid_train_configs():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for f in files:
+        params = yaml.safe_load(f.read_text())
+        params.pop("run_dir")
+        cfg = from_params(TrainConfig, params)
+        assert cfg.model in ("heads", "dual-encoder"), f.name
