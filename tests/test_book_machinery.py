@@ -417,7 +417,10 @@ def test_toc_lists_existing_pages_and_every_notebook():
 _GLUE_USE = re.compile(
     r"(?:\{glue:(?:text|figure|any|math)\}`|```\{glue:(?:figure|math)\}\s+)(?:executed/(?P<nb1>\d\d_[\w-]+)\.ipynb::)?(?P<key>nb\d\d-[\w-]+)(?:[^\n]*\n:doc: executed/(?P<nb2>\d\d_[\w-]+)\.ipynb)?"
 )
-_GLUE_DEF = re.compile(r"glue\(\s*(f?)([\"'])(nb\d\d-[^\"']+)\2")
+# glue("key", ...), reporting.publish("key", ...), reporting.record_provenance(cfg, "key")
+_GLUE_DEF = re.compile(
+    r"(?:glue\(|publish\(|record_provenance\([^,()]*,)\s*(f?)([\"'])(nb\d\d-[^\"']+)\2"
+)
 
 
 def _defined_key_patterns(stem: str) -> list[re.Pattern]:

@@ -1,14 +1,14 @@
 """Training objectives: symmetric InfoNCE and the NeighborRetr terms, one module per term.
 
-- :mod:`~hubrepro.losses.contrastive` -- symmetric InfoNCE (``oord2018representation``);
-- :mod:`~hubrepro.losses.wti` -- the fine-grained WTI similarity :math:`S`;
-- :mod:`~hubrepro.losses.centrality` -- centrality and the centrality-weighted InfoNCE
+- ``hubrepro.losses.contrastive`` -- symmetric InfoNCE (``oord2018representation``);
+- ``hubrepro.losses.wti`` -- the fine-grained WTI similarity :math:`S`;
+- ``hubrepro.losses.centrality`` -- centrality and the centrality-weighted InfoNCE
   :math:`L_{\\rm Wti}`;
-- :mod:`~hubrepro.losses.neighbor` -- the neighbour adjusting loss :math:`L_{\\rm Nbi}`;
-- :mod:`~hubrepro.losses.uniform` -- the uniform regularisation :math:`L_{\\rm Opt}`
+- ``hubrepro.losses.neighbor`` -- the neighbour adjusting loss :math:`L_{\\rm Nbi}`;
+- ``hubrepro.losses.uniform`` -- the uniform regularisation :math:`L_{\\rm Opt}`
   (its Sinkhorn plan comes from :mod:`hubrepro.ot`);
-- :mod:`~hubrepro.losses.kl` -- the KL consistency :math:`L_{\\rm KL}`;
-- :mod:`~hubrepro.losses.neighborretr` -- :class:`NeighborRetrLoss`, the four terms
+- ``hubrepro.losses.kl`` -- the KL consistency :math:`L_{\\rm KL}`;
+- ``hubrepro.losses.neighborretr`` -- :class:`NeighborRetrLoss`, the four terms
   composed, with the flags of the released code's behaviour.
 
 Each term has a functional form (validated inputs, one call) and an ``nn.Module`` form

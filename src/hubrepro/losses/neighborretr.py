@@ -8,13 +8,13 @@ NeighborRetr (``lin2025neighborretr``) trains a dual encoder with
         + w_{\rm kl} L_{\rm KL},
 
 where :math:`L_{\rm Wti}` is a centrality-weighted symmetric InfoNCE on the
-fine-grained similarity :math:`S` (Eq. 3-4, :mod:`hubrepro.losses.centrality`),
+fine-grained similarity :math:`S` (Eq. 3-4, ``hubrepro.losses.centrality``),
 :math:`L_{\rm Nbi}` the neighbour adjusting loss on de-centralised similarities against
-memory-bank centrality (Eq. 5-8, :mod:`hubrepro.losses.neighbor`), :math:`L_{\rm Opt}`
+memory-bank centrality (Eq. 5-8, ``hubrepro.losses.neighbor``), :math:`L_{\rm Opt}`
 a uniform regulariser towards a Sinkhorn plan of the global scores :math:`G` (Eq.
-10-12, :mod:`hubrepro.losses.uniform`; ``cuturi2013sinkhorn``) and :math:`L_{\rm KL}`
+10-12, ``hubrepro.losses.uniform``; ``cuturi2013sinkhorn``) and :math:`L_{\rm KL}`
 a consistency term between the two similarity levels (Eq. 15,
-:mod:`hubrepro.losses.kl`). Each term has a functional and an ``nn.Module`` form in its
+``hubrepro.losses.kl``). Each term has a functional and an ``nn.Module`` form in its
 own module; :class:`NeighborRetrLoss` composes the module forms as
 ``NeighborRetr._compute_losses`` of ``NeighborRetr/models/modeling.py`` composes them in
 the released code (``zzezze/NeighborRetr``, commit 04112ee), whose docstrings give the

@@ -101,7 +101,7 @@ class TrainConfig:
     eval_batch_size : int
         Rows per forward pass when encoding for validation and evaluation.
     select_metric : str
-        Validation key maximised for ``best.pt`` (one of :data:`VALIDATION_KEYS`).
+        Validation key maximised for ``best.pt`` (one of ``hubrepro.training.VALIDATION_KEYS``).
     progress : bool
         Show tqdm progress bars.
     """

@@ -50,7 +50,7 @@ def validation_metrics(
 ) -> dict[str, float]:
     """Retrieval in both directions and gallery hubness of a validation split.
 
-    The keys are :data:`~hubrepro.training.VALIDATION_KEYS`.
+    The keys are ``hubrepro.training.VALIDATION_KEYS``.
     """
     from hubrepro.hubness import hubness_report
     from hubrepro.retrieval import evaluate_retrieval
