@@ -20,12 +20,12 @@ import torch.multiprocessing as mp
 from hubrepro.training import (
     TrainConfig,
     TrainData,
-    _average_gradients,
     build_loss,
     build_model,
     gather_with_grad,
     train,
 )
+from hubrepro.training._distributed import _average_gradients
 
 WORLD = 2
 CFG = TrainConfig(
@@ -43,7 +43,7 @@ def _data():
 
 def _step(cfg, q, g, bank_q, bank_g):
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, q.shape[1], g.shape[1])
+    model = build_model(cfg, TrainData(q, g))
     out = {k: gather_with_grad(v) for k, v in model(q, g).items()}
     loss = build_loss(cfg)(
         out["query_local"], out["gallery_local"], out["query_global"], out["gallery_global"],

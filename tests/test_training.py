@@ -12,8 +12,8 @@ import yaml
 
 from hubrepro.cli import main
 from hubrepro.config import from_params
+from hubrepro.experiments.neighborretr import CONDITIONS
 from hubrepro.training import (
-    CONDITIONS,
     TrainConfig,
     TrainData,
     make_train_data,
@@ -258,3 +258,213 @@ def test_bank_holds_the_latest_batches_in_fifo_order():
     assert len(res.bank) == cfg.mb_batch * cfg.batch_size
     assert res.bank.indices[:16].tolist() == order[48:64].tolist()
     assert res.bank.indices[16:32].tolist() == order[32:48].tolist()
+
+
+# ------------------------------------------- run folders: nothing lost, nothing stuck
+
+_CHILD = r"""
+import io, os, pathlib, signal, sys
+import torch
+sys.path.insert(0, {tests!r})
+from test_training import CFG, _data
+from hubrepro.training import train
+import dataclasses
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+hook, run_dir = sys.argv[1], pathlib.Path(sys.argv[2]).resolve()
+if hook == "mid-best":
+    # a kill in the middle of writing best.pt: half the bytes are out, then SIGKILL
+    real = torch.save
+    def target(f):
+        if hasattr(f, "fileno"):  # an open file: the path behind its descriptor
+            return os.readlink(f"/proc/self/fd/{{f.fileno()}}")
+        return str(f)
+    def save(obj, f, *args, **kwargs):
+        if "best.pt" in target(f):
+            buf = io.BytesIO()
+            real(obj, buf, *args, **kwargs)
+            half = buf.getvalue()[: len(buf.getvalue()) // 2]
+            if hasattr(f, "write"):
+                f.write(half)
+                f.flush()
+            else:
+                pathlib.Path(f).write_bytes(half)
+            die()
+        return real(obj, f, *args, **kwargs)
+    torch.save = save
+elif hook == "config-created":
+    # a kill right after the file that will hold config.json is created, empty
+    real_os_open, real_io_open = os.open, io.open
+    def os_open(path, flags, *args, **kwargs):
+        fd = real_os_open(path, flags, *args, **kwargs)
+        if "config.json" in str(path) and flags & os.O_CREAT:
+            die()
+        return fd
+    def io_open(file, mode="r", *args, **kwargs):
+        fh = real_io_open(file, mode, *args, **kwargs)
+        if "config.json" in str(file) and ("w" in mode or "x" in mode):
+            die()
+        return fh
+    os.open, io.open = os_open, io_open
+train(dataclasses.replace(CFG, epochs=1), _data(), run_dir=run_dir)
+"""
+
+
+def _killed_child(tmp_path, hook):
+    import pathlib
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    script = _CHILD.format(tests=str(pathlib.Path(__file__).parent))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, hook, str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr  # SIGKILL at the hook
+    return run
+
+
+def test_kill_while_writing_best_pt_leaves_a_resumable_run(tmp_path):
+    cfg = dataclasses.replace(CFG, epochs=1)
+    run = _killed_child(tmp_path, "mid-best")
+    best = run / "best.pt"
+    # best.pt is absent or whole (the write was atomic); last.pt of step 4 is whole
+    assert not best.exists() or torch.load(best, weights_only=True)["epoch"] == 1
+    resumed = train(cfg, _data(), run_dir=run, resume=True)
+    straight = train(cfg, _data())
+    assert _state_equal(resumed.final_model, straight.final_model)
+    assert _state_equal(resumed.model, straight.model)
+    assert torch.load(best, weights_only=True)["epoch"] == 1
+
+
+def test_kill_while_creating_config_leaves_a_folder_a_new_start_accepts(
+    tmp_path, capsys
+):
+    run = _killed_child(tmp_path, "config-created")
+    assert run.is_dir() and not (run / "config.json").exists()
+    # resume explains that nothing was started; a new start needs no --overwrite
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err and err.count("\n") == 1
+    res = train(dataclasses.replace(CFG, epochs=1), _data(), run_dir=run)
+    assert res.steps == 6 and (run / "config.json").is_file()
+
+
+def test_failed_start_leaves_nothing_behind(tmp_path, capsys):
+    cfg = _write_config(tmp_path)
+    run = tmp_path / "run"
+    for bad in ("seed=-1", "weight_decay=-0.1", "device=banana", "select_metric=R@1"):
+        argv = ["train", "--config", str(cfg), "--run-dir", str(run), "--set", bad]
+        assert main(argv) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert bad.split("=")[0] in err and err.count("\n") == 0, err
+        assert not run.exists()
+    # the same folder then takes a valid start without --overwrite
+    assert main(["train", "--config", str(cfg), "--run-dir", str(run)]) == 0
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(tmp_path):
+    cfg = dataclasses.replace(CFG, epochs=1)
+    run = tmp_path / "run"
+    train(cfg, _data(), run_dir=run, stop_after_steps=1)
+    (run / "checkpoints" / "last.pt").unlink()  # as if killed before checkpointing
+    resumed = train(cfg, _data(), run_dir=run, resume=True)
+    assert _state_equal(resumed.final_model, train(cfg, _data()).final_model)
+    with pytest.raises(ValueError, match="configuration"):
+        (run / "checkpoints" / "last.pt").unlink()
+        train(dataclasses.replace(cfg, lr=0.5), _data(), run_dir=run, resume=True)
+
+
+def test_overwrite_clears_every_artefact_of_the_old_run(tmp_path):
+    cfg_file = _write_config(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(cfg_file), "--run-dir", str(run)]) == 0
+    assert (run / "test_metrics.json").is_file() and (run / "best.pt").is_file()
+    (run / "notes.txt").write_text("mine")  # not an artefact of the run: kept
+    params = from_params(
+        TrainConfig, json.loads((run / "config.json").read_text())
+    )  # the same run again, interrupted after one step
+    from hubrepro.training import load_train_data
+
+    train(params, load_train_data(params), run_dir=run, overwrite=True,
+          stop_after_steps=1)  # fmt: skip
+    left = sorted(p.name for p in run.iterdir())
+    assert left == ["checkpoints", "config.json", "notes.txt"]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign"])
+@pytest.mark.parametrize("name", ["checkpoints/last.pt", "best.pt"])
+def test_damaged_checkpoint_is_a_one_line_error(tmp_path, capsys, damage, name):
+    cfg = _write_config(tmp_path, epochs=2)
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(cfg), "--run-dir", str(run), "--set", "epochs=1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    path = run / name
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint" * 10)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        torch.save({"something": torch.zeros(2)}, path)
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "damaged" in err and str(path) in err, err
+    assert "Traceback" not in err and err.count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [("epochs: [1,\n", "line 2"), ("a: b: c\n", "line 1"), ("x:\n\t- 1\n", "line 2")],
+)
+def test_invalid_yaml_is_a_one_line_error(tmp_path, capsys, text, where):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert main(["train", "--config", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "valid YAML" in err and where in err and err.count("\n") == 0, err
+    cfg = _write_config(tmp_path)
+    argv = ["train", "--config", str(cfg), "--run-dir", str(tmp_path / "r"),
+            "--set", "kappa=[0.1"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--set kappa" in err and err.count("\n") == 0
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_values_are_checked_where_the_config_is_built():
+    for kwargs, match in [
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"device": "banana"}, "device"),
+        ({"select_metric": "accuracy"}, "select_metric"),
+        ({"kappa": -1.0}, "kappa"),
+        ({"ot_beta": 2.0}, "ot_beta"),
+        ({"logit_scale_init": 0.0}, "logit_scale_init"),
+        ({"eval_batch_size": 0}, "eval_batch_size"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**kwargs)
+
+
+def test_shipped_configs_are_valid_train_configs():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for f in files:
+        params = yaml.safe_load(f.read_text())
+        params.pop("run_dir")
+        cfg = from_params(TrainConfig, params)
+        assert cfg.model in ("heads", "dual-encoder"), f.name

@@ -49,6 +49,7 @@ _SUBMODULES = {
     "classroom",
     "published",
     "inference",
+    "ot",
     "errata",
     "experiments",
 }

@@ -1,6 +1,7 @@
 r"""Trainable projection heads on frozen embeddings: the CPU reproduction's dual encoder.
 
-Spec ``neighborretr.md`` §8: per modality, an MLP :math:`D\to h\to d` gives an
+The model of the book's heads-on-frozen-features reproduction
+(:ref:`sec-neighborretr`): per modality, an MLP :math:`D\to h\to d` gives an
 L2-normalised *local* vector (the stand-in for NeighborRetr's token-level WTI branch,
 whose one-token case is the cosine) and a linear map gives an **unnormalised**
 *global* vector (the stand-in for the merged CTM path of ``lin2025neighborretr``).
@@ -142,7 +143,8 @@ class DualEncoderHeads(nn.Module):
 class OpenCLIPDualEncoder(nn.Module):
     r"""An open_clip CLIP model as a dual encoder for :func:`hubrepro.training.train`.
 
-    The GPU path of the reproduction (spec ``neighborretr.md`` §9): the whole CLIP
+    The GPU path of the reproduction (:ref:`sec-neighborretr`, "The full-scale
+    recipe"): the whole CLIP
     (``radford2021learning``) is fine-tuned. Queries are token ids (text), gallery items
     are images. The *local* vector is the L2-normalised CLIP embedding (the similarity
     used for retrieval) and the *global* vector the same embedding unnormalised, so

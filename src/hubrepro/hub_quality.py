@@ -3,13 +3,13 @@ r"""Good and bad hubs: label-aware neighbourhood statistics for NeighborRetr's c
 NeighborRetr (``lin2025neighborretr``) argues that some hubs are *good* (central
 items that really are relevant to many queries) and some are *bad* (items that crowd
 into many top-:math:`k` lists without being relevant). With concept labels (the
-synthetic world of ``hubrepro.datasets``; spec ``neighborretr.md`` §6, §8) both are
+synthetic world of ``hubrepro.datasets``; :ref:`sec-neighborretr`) both are
 measurable:
 
 - a **slot** is one (query, gallery item) pair in a query's top-:math:`k` list; it is
   *good* when the labels agree;
-- a **hub** is a gallery item with :math:`N_k \ge 2k` (the project's definition,
-  ``theory.md``); the **bad-hub fraction** is the share of hub slots that are bad.
+- a **hub** is a gallery item with :math:`N_k \ge 2k` (the book's definition,
+  :ref:`sec-hubness`); the **bad-hub fraction** is the share of hub slots that are bad.
 
 Book: :ref:`sec-neighborretr`.
 """
@@ -46,7 +46,7 @@ def neighbor_label_stats(
     r"""Return the label quality of top-:math:`k` neighbourhoods, overall and on hubs.
 
     Implements the bad-hub and good-neighbour statistics of the project's
-    NeighborRetr reproduction (spec §6): with slots :math:`(i, j)`,
+    NeighborRetr reproduction (:ref:`sec-neighborretr`): with slots :math:`(i, j)`,
     :math:`j \in \mathrm{top}_k(i)`, and hubs :math:`H = \{j : N_k(j) \ge
     \text{hub\_factor}\cdot k\}`,
 
@@ -127,7 +127,8 @@ def gt_occurrence(
 ) -> torch.Tensor:
     r"""Return the label-based "ground-truth" occurrence of each gallery item.
 
-    The reference histogram of NeighborRetr's Fig. 2 (spec §6, §8): with ``k=None``,
+    The reference histogram of NeighborRetr's Fig. 2 (``lin2025neighborretr``): with
+    ``k=None``,
     the number of queries sharing the item's label,
     :math:`N^{\rm GT}(j) = \#\{i : y_i = y_j\}`. With ``k`` given, the occurrence an
     oracle would produce by spreading each query's :math:`k` slots evenly over the

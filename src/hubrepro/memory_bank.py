@@ -1,6 +1,8 @@
 r"""A FIFO memory bank of detached features, as NeighborRetr uses it.
 
-NeighborRetr (``lin2025neighborretr``), §4.3, spec ``neighborretr.md`` §3: at the
+NeighborRetr (``lin2025neighborretr``), §4.3, as released (``MemoryBankManager`` in
+``NeighborRetr/utils/memory_bank.py`` and ``NeighborRetr.update_memory_bank`` in
+``NeighborRetr/models/modeling.py`` of ``zzezze/NeighborRetr``, commit 04112ee): at the
 start of every epoch the bank is filled with the features of ``mb_batch`` training
 batches computed without gradient; after every step the current (gathered) batch is
 pushed to the front and the bank is truncated to its capacity
@@ -30,8 +32,8 @@ __all__ = ["FIFOBank"]
 class FIFOBank:
     r"""First-in-first-out bank of detached feature rows with their dataset indices.
 
-    Implements the memory bank of NeighborRetr (``lin2025neighborretr``), §4.3
-    (spec §3). New rows go to the **front**; rows beyond ``capacity`` fall off the
+    Implements the memory bank of NeighborRetr (``lin2025neighborretr``), §4.3.
+    New rows go to the **front**; rows beyond ``capacity`` fall off the
     back.
 
     Parameters

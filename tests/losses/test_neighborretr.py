@@ -1,4 +1,5 @@
-"""NeighborRetr terms: naive references written from spec §2, hand-computed toys,
+"""NeighborRetr terms: naive references written from the paper's Eq. (3)-(15) as the
+released code implements them (zzezze/NeighborRetr, commit 04112ee), hand-computed toys,
 POT for Sinkhorn, gradient flow, compat flags, properties and bad inputs."""
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def naive_targets(s, cent, k, tau, stats):
-    """Spec §2.3 steps 2-5, one row at a time with Python lists."""
+    """Eq. (6)-(7) (NeighborAdjustingLoss of the release), one row at a time in Python."""
     b = len(s)
     p = [[0.0] * b for _ in range(b)]
     for i in range(b):
@@ -64,7 +65,7 @@ def naive_targets(s, cent, k, tau, stats):
 
 
 def naive_nal(s, cent, k, tau, stats):
-    """Spec §2.3 step 6."""
+    """Eq. (8): the soft-label cross-entropy over E(i)."""
     p = naive_targets(s, cent, k, tau, stats)
     b = len(s)
     tot = 0.0
@@ -368,7 +369,7 @@ def test_sinkhorn_matches_pot_log_domain(generator, shape):
 @settings(max_examples=20, deadline=None)
 @given(b=st.integers(2, 64), seed=st.integers(0, 2**16), scale=st.floats(0.1, 1.0))
 def test_sinkhorn_marginals_default_settings(b, seed, scale):
-    # spec §10: rows and columns sum to 1 within 1e-3 at the official 50 iterations
+    # rows and columns sum to 1 within 1e-3 at the released code's 50 iterations
     g = torch.randn(b, b, generator=torch.Generator().manual_seed(seed)) * scale
     q = sinkhorn_plan(g)
     torch.testing.assert_close(q.sum(0), torch.ones(b), atol=1e-3, rtol=0)

@@ -1,8 +1,10 @@
-"""``hubrepro train``: train NeighborRetr / InfoNCE heads from a YAML config.
+"""``hubrepro train``: train a dual encoder with NeighborRetr or InfoNCE from a YAML config.
 
-Start a run::
+Start a run (projection heads on frozen embeddings, or with ``model: dual-encoder``
+text and image towers end to end on ``shapes-world``)::
 
     hubrepro train --config configs/synthetic.yaml --set epochs=3 --set kappa=0.1
+    hubrepro train --config configs/shapes_world.yaml
 
 Continue an interrupted run exactly where its last checkpoint left it::
 
@@ -13,10 +15,11 @@ Several processes (GPUs, or CPU processes with gloo) through ``torchrun``::
     torchrun --nproc_per_node 4 -m hubrepro train --config CONFIG.yaml
 
 The config holds fields of :class:`hubrepro.training.TrainConfig` plus ``run_dir``
-(where the run is written; ``--run-dir`` overrides it). An existing, non-empty run
-directory is never overwritten unless ``--overwrite`` is given. At the end the best
-model (by validation score) is evaluated once on the test split, written to
-``test_metrics.json``.
+(where the run is written; ``--run-dir`` overrides it). A run folder that holds a run
+is never overwritten unless ``--overwrite`` is given, and then every file of the old
+run is removed first. At the end the best model (by validation score) is evaluated once
+on the test split, written to ``test_metrics.json``. Every file is written atomically;
+a bad value, an unreadable config or a damaged checkpoint is reported in one line.
 
 Book: :ref:`sec-neighborretr`.
 """
@@ -37,8 +40,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``train`` on the top-level sub-command parser."""
     p = subparsers.add_parser(
         "train",
-        help="train NeighborRetr / InfoNCE projection heads (resumable)",
-        description="Train dual-encoder heads with the NeighborRetr objective or InfoNCE.",
+        help="train a dual encoder with NeighborRetr / InfoNCE (resumable)",
+        description=(
+            "Train a dual encoder (heads on frozen embeddings, or text and image "
+            "towers end to end) with the NeighborRetr objective or InfoNCE."
+        ),
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -58,10 +64,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="allow starting afresh in a non-empty run dir",
+        help="start afresh in a run dir that holds a run (its files are removed first)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
+
+
+def _yaml(text: str, what: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(
+            f"train: {what} must be valid YAML; got a syntax error{at} ({problem})."
+        ) from None
 
 
 def _overrides(items: list[str]) -> dict[str, Any]:
@@ -70,7 +88,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"train: `--set` must be KEY=VALUE; got {item!r}.")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = _yaml(value, f"the value of `--set {key.strip()}`")
     return out
 
 
@@ -79,7 +97,14 @@ def _load_config(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"train: `--config` must be an existing YAML file; got {str(path)!r}."
         )
-    params = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"train: `--config` {str(path)!r} must be a readable UTF-8 YAML file; "
+            f"got {type(err).__name__}."
+        ) from None
+    params = _yaml(text, f"`--config` {str(path)!r}") or {}
     if not isinstance(params, dict):
         raise ValueError(
             f"train: `--config` must hold a mapping of TrainConfig fields; got {type(params).__name__}."
@@ -104,6 +129,7 @@ def _init_distributed() -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; return the exit status."""
     from hubrepro import training
+    from hubrepro.training import _rundir
 
     _init_distributed()
 
@@ -112,11 +138,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 "train: `--set` must not be combined with --resume; a run continues with its own config.json."
             )
-        result = training.resume(args.resume)
-        cfg = from_params(
-            training.TrainConfig, json.loads((args.resume / "config.json").read_text())
-        )
         run_dir = args.resume
+        cfg = from_params(training.TrainConfig, _rundir.read_config(run_dir))
+        data, test = training.load_run_data(cfg)
+        result = training.train(cfg, data, run_dir=run_dir, resume=True)
     else:
         params = _load_config(args.config)
         params.update(_overrides(args.set))
@@ -129,20 +154,19 @@ def run(args: argparse.Namespace) -> int:
         if args.no_progress:
             params["progress"] = False
         cfg = from_params(training.TrainConfig, params)
-        data = training.load_train_data(cfg)
+        data, test = training.load_run_data(cfg)
         result = training.train(cfg, data, run_dir=run_dir, overwrite=args.overwrite)
-    from hubrepro.datasets import load_dataset
-
-    test = load_dataset(
-        cfg.dataset, seed=cfg.data_seed, data_dir=cfg.data_dir, **cfg.dataset_options
+    metrics = training.evaluate(
+        result.model, test, k=cfg.eval_k, batch_size=cfg.eval_batch_size
     )
-    metrics = training.evaluate(result.model, test, k=cfg.eval_k)
     metrics = {
         "best_epoch": result.best_epoch,
         "best_val_score": result.best_score,
         **metrics,
     }
-    Path(run_dir, "test_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    _rundir.write_text(
+        Path(run_dir, "test_metrics.json"), json.dumps(metrics, indent=1) + "\n"
+    )
     print(
         f"run {run_dir}: best epoch {result.best_epoch} (validation {cfg.select_metric} "
         f"{result.best_score}); test Rsum {metrics['Rsum']:.1f}, "

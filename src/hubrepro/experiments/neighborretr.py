@@ -1,11 +1,13 @@
 r"""The small-scale NeighborRetr reproduction: conditions × seeds, sweeps, post-hoc stacking.
 
-Drivers behind notebooks 50-52 and 60 (spec ``neighborretr.md`` §8): train
-projection heads on frozen embeddings with InfoNCE (``oord2018representation``),
-NeighborRetr (``lin2025neighborretr``) under both ``compat`` settings and with each term
-removed; evaluate on the test split (model selection on a validation split held out
-of the training bank); summarise over seeds; sweep :math:`\kappa` and the bank size;
-and apply the post-hoc normalisers of :mod:`hubrepro.normalize` to each trained model.
+The driver of notebooks 50-52 and 60: train projection heads on frozen embeddings
+(:mod:`hubrepro.training`) with InfoNCE (``oord2018representation``), NeighborRetr
+(``lin2025neighborretr``) under both ``compat`` settings and with each term removed
+(:data:`CONDITIONS`); evaluate on the test split (model selection on a validation split
+held out of the training bank); summarise over seeds; sweep :math:`\kappa` and the
+bank size; and apply the post-hoc normalisers of :mod:`hubrepro.normalize` to each
+trained model. A notebook builds a :class:`StudyConfig`, calls :func:`run` once and
+publishes the summaries of the :class:`StudyResult` and its :func:`headlines`.
 
 Book: :ref:`sec-neighborretr`, :ref:`sec-posthoc-vs-training`.
 """
@@ -21,7 +23,6 @@ import torch
 
 from hubrepro import _validation as V
 from hubrepro.training import (
-    CONDITIONS,
     TrainConfig,
     TrainData,
     encode,
@@ -31,8 +32,19 @@ from hubrepro.training import (
 )
 
 __all__ = [
-    "StudyConfig",
+    "CONDITIONS",
     "CONDITION_LABELS",
+    "STUDIES",
+    "StudyConfig",
+    "StudyResult",
+    "run",
+    "headlines",
+    "retrieval_summary",
+    "hubness_summary",
+    "zero_occurrence",
+    "sweep_summary",
+    "posthoc_summary",
+    "posthoc_gain",
     "load_study_data",
     "train_config",
     "run_conditions",
@@ -45,7 +57,25 @@ __all__ = [
     "published_numbers",
 ]
 
-#: Display names of the conditions of :data:`hubrepro.training.CONDITIONS`.
+#: Named experimental conditions of the book's reproduction: overrides of
+#: :class:`~hubrepro.training.TrainConfig` (:ref:`sec-neighborretr`).
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "infonce": {
+        "loss": "infonce",
+        "logit_scale_init": 1 / 0.07,
+        "learn_logit_scale": True,
+    },
+    # InfoNCE at NeighborRetr's fixed logit scale 100: isolates the extra terms
+    "infonce-fixed-scale": {"loss": "infonce"},
+    "neighborretr": {"loss": "neighborretr"},
+    "neighborretr-official": {"loss": "neighborretr", "compat": "official"},
+    "no-uniform": {"loss": "neighborretr", "w_uniform": 0.0},
+    "no-neighbor": {"loss": "neighborretr", "w_neighbor": 0.0},
+    "no-kl": {"loss": "neighborretr", "w_kl": 0.0},
+    "kappa-0": {"loss": "neighborretr", "kappa": 0.0},
+}
+
+#: Display names of the conditions of :data:`CONDITIONS`.
 CONDITION_LABELS = {
     "frozen": "frozen embeddings (no training)",
     "infonce": "InfoNCE (learnt scale)",
@@ -59,10 +89,21 @@ CONDITION_LABELS = {
 }
 
 
+#: What :func:`run` does: train the conditions (notebooks 50, 51), sweep
+#: :math:`\kappa` and the bank size (52), or stack post-hoc normalisers on trained
+#: models (60).
+STUDIES = ("conditions", "sensitivity", "posthoc")
+
+
 @dataclass(frozen=True)
 class StudyConfig:
-    """Parameters of notebooks 50-52 and 60 (field names = notebook parameters)."""
+    """Parameters of notebooks 50-52 and 60 (field names = notebook parameters).
 
+    ``study`` (one of :data:`STUDIES`) selects what :func:`run` computes; the other
+    fields are the data, the training budget and the study's own settings.
+    """
+
+    study: str = "conditions"
     seed: int = 0
     dataset: str = "synthetic"
     dataset_options: dict[str, Any] = field(
@@ -90,6 +131,7 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         f = "StudyConfig"
+        V.check_choice(self.study, "study", f, STUDIES)
         for c in self.conditions:
             V.check_choice(c, "conditions", f, tuple(CONDITIONS))
         V.check_int(self.n_seeds, "n_seeds", f, low=1)
@@ -333,7 +375,7 @@ def published_numbers(path: str | None = None) -> pd.DataFrame:
     """Load ``data/published/neighborretr.csv`` (quantity, value, source, confidence, note).
 
     Every published NeighborRetr number with where it was read and a confidence label
-    (spec ``neighborretr.md`` §7). Raises ``ValueError`` on a missing column, an empty
+    (the table of :ref:`sec-neighborretr`). Raises ``ValueError`` on a missing column, an empty
     source or an unknown confidence label.
     """
     from pathlib import Path
@@ -366,3 +408,183 @@ def published_numbers(path: str | None = None) -> pd.DataFrame:
             f"row {int(bad.index[0]) + 1}",
         )
     return df.set_index("quantity")
+
+
+# ---------------------------------------------------------------- the driver
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run` returns; the fields the study did not compute are ``None``.
+
+    Attributes
+    ----------
+    cfg : StudyConfig
+    data : PairedData
+        The test split and the training bank.
+    train_data : TrainData
+        Training pairs and the validation split carved from the bank.
+    runs : DataFrame or None
+        One row per condition × seed (and the ``frozen`` row): the columns of
+        :func:`hubrepro.training.evaluate` and ``best_epoch`` (conditions, posthoc).
+    models : dict or None
+        Trained models keyed by ``(condition, seed)``.
+    hist : DataFrame or None
+        :math:`N_k` of the test gallery under InfoNCE and NeighborRetr (first seed) and
+        the label-based ground truth (conditions).
+    sweeps : dict of DataFrame or None
+        ``{"kappa": ..., "mb_batch": ...}``, one row per value × seed (sensitivity).
+    posthoc : DataFrame or None
+        One row per (model, method) (posthoc).
+    """
+
+    cfg: StudyConfig
+    data: Any
+    train_data: TrainData
+    runs: pd.DataFrame | None = None
+    models: dict[tuple[str, int], Any] | None = None
+    hist: pd.DataFrame | None = None
+    sweeps: dict[str, pd.DataFrame] | None = None
+    posthoc: pd.DataFrame | None = None
+
+
+def run(cfg: StudyConfig) -> StudyResult:
+    """Run the study ``cfg.study`` (one of :data:`STUDIES`) and return its results.
+
+    ``"conditions"``: every condition for ``cfg.n_seeds`` seeds, evaluated on the test
+    split, and the :math:`N_k` histograms of InfoNCE and NeighborRetr
+    (:func:`run_conditions`, :func:`k_occurrence_histograms`); ``"sensitivity"``:
+    NeighborRetr for each value of ``cfg.sweep_kappa`` and ``cfg.sweep_mb_batch``
+    (:func:`run_sweep`); ``"posthoc"``: the conditions, then each post-hoc normaliser
+    on each trained model (:func:`posthoc_stacking`).
+    """
+    if not isinstance(cfg, StudyConfig):
+        V.fail("run", "cfg", "a StudyConfig", type(cfg).__name__, exc=TypeError)
+    data, train_data = load_study_data(cfg)
+    res = StudyResult(cfg, data, train_data)
+    if cfg.study == "sensitivity":
+        res.sweeps = {
+            "kappa": run_sweep(cfg, data, train_data, "kappa", cfg.sweep_kappa),
+            "mb_batch": run_sweep(
+                cfg, data, train_data, "mb_batch", cfg.sweep_mb_batch
+            ),
+        }
+        return res
+    res.runs, res.models = run_conditions(cfg, data, train_data)
+    if cfg.study == "conditions":
+        pick = {
+            CONDITION_LABELS[c]: res.models[(c, cfg.seed)]
+            for c in ("infonce", "neighborretr")
+            if (c, cfg.seed) in res.models
+        }
+        res.hist = k_occurrence_histograms(pick, data, k=cfg.hist_k)
+    else:
+        labelled = {CONDITION_LABELS[c]: m for (c, _), m in res.models.items()}
+        res.posthoc = posthoc_stacking(cfg, data, train_data, labelled)
+    return res
+
+
+_RETRIEVAL = [
+    f"{d}_{m}" for d in ("q2g", "g2q") for m in ("R@1", "R@5", "R@10", "MdR", "MnR")
+]
+_HUBNESS = [
+    "gallery_skewness",
+    "gallery_antihub_rate",
+    "gallery_hub_occupancy",
+    "query_skewness",
+]
+_HUB_QUALITY = [
+    "q2g_bad_hub_fraction",
+    "g2q_bad_hub_fraction",
+    "q2g_good_neighbor_rate",
+]
+_SWEEP = ["q2g_R@1", "g2q_R@1", "Rsum", "gallery_skewness", "q2g_bad_hub_fraction"]
+
+
+def _has_labels(result: StudyResult) -> bool:
+    return result.runs is not None and "q2g_bad_hub_fraction" in result.runs
+
+
+def retrieval_summary(result: StudyResult) -> pd.DataFrame:
+    """R@K, MdR, MnR in both directions and Rsum per condition (mean and sd over seeds)."""
+    return summarise(result.runs, [*_RETRIEVAL, "Rsum"])  # type: ignore[arg-type]
+
+
+def hubness_summary(result: StudyResult) -> pd.DataFrame:
+    """Hubness per condition (mean and sd over seeds).
+
+    Gallery skewness, anti-hub rate and hub occupancy, query skewness, and with concept
+    labels the bad-hub fractions and the good-neighbour rate
+    (:func:`hubrepro.hub_quality.neighbor_label_stats`), else the query anti-hub rate.
+    """
+    extra = _HUB_QUALITY if _has_labels(result) else ["query_antihub_rate"]
+    return summarise(result.runs, [*_HUBNESS, *extra])  # type: ignore[arg-type]
+
+
+def zero_occurrence(result: StudyResult) -> pd.DataFrame:
+    """Test gallery items with :math:`N_k = 0` (anti-hubs) per model and for the ground truth."""
+    return (result.hist == 0).sum().to_frame("items with N_k = 0")  # type: ignore[operator]
+
+
+def sweep_summary(result: StudyResult, param: str) -> pd.DataFrame:
+    """Mean retrieval, skewness and bad-hub fraction per value of the swept ``param``."""
+    df = result.sweeps[param]  # type: ignore[index]
+    return df.groupby(param)[[c for c in _SWEEP if c in df]].mean()
+
+
+def posthoc_summary(result: StudyResult) -> pd.DataFrame:
+    """Query→gallery retrieval and gallery hubness per (model, method)."""
+    cols = ["q2g_R@1", "q2g_R@5", "q2g_MnR", "gallery_skewness", "gallery_antihub_rate"]
+    return result.posthoc.set_index(["model", "method"])[cols]  # type: ignore[union-attr]
+
+
+def posthoc_gain(result: StudyResult) -> pd.DataFrame:
+    """Change of query→gallery R@1 brought by each normaliser (rows) on each model (columns)."""
+    r1 = result.posthoc.pivot(index="method", columns="model", values="q2g_R@1")  # type: ignore[union-attr]
+    return r1 - r1.loc["none"]
+
+
+def headlines(result: StudyResult) -> dict[str, float | int]:
+    """The numbers the book quotes, keyed by glue-key suffix (``val-...``).
+
+    Conditions: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``,
+    ``val-epochs``, ``val-hist-k``) and per condition (``frozen`` included) the mean
+    over seeds of q2g and g2q R@1, Rsum, q2g MnR, gallery skewness and, with concept
+    labels, the q2g bad-hub fraction (``val-r1-q2g-<condition>``, ...). Sensitivity:
+    the spread of mean R@1 over the values of each sweep (``val-kappa-r1-range``,
+    ``val-bank-r1-range``). Posthoc: R@1 without normaliser and each normaliser's gain
+    for the InfoNCE and NeighborRetr models (``val-r1-none-<model>``,
+    ``val-gain-<method>-<model>``).
+    """
+    cfg = result.cfg
+    out: dict[str, float | int] = {}
+    if result.sweeps is not None:
+        for param, key in (("kappa", "kappa"), ("mb_batch", "bank")):
+            spread = result.sweeps[param].groupby(param)["q2g_R@1"].mean()
+            out[f"val-{key}-r1-range"] = float(spread.max() - spread.min())
+        return out
+    if result.posthoc is not None:
+        r1 = result.posthoc.pivot(index="method", columns="model", values="q2g_R@1")
+        gain = posthoc_gain(result)
+        for key in ("infonce", "neighborretr"):
+            label = CONDITION_LABELS[key]
+            if label in r1.columns:
+                out[f"val-r1-none-{key}"] = float(r1.loc["none", label])
+                for method in cfg.posthoc_methods:
+                    out[f"val-gain-{method}-{key}"] = float(gain.loc[method, label])
+        return out
+    out["val-n-train"] = int(result.train_data.train_query.shape[0])
+    out["val-n-test"] = int(result.data.gallery.shape[0])
+    out["val-seeds"] = cfg.n_seeds
+    out["val-epochs"] = cfg.epochs
+    out["val-hist-k"] = cfg.hist_k
+    cols = [("q2g_R@1", "r1-q2g"), ("g2q_R@1", "r1-g2q"), ("Rsum", "rsum"),
+            ("q2g_MnR", "mnr-q2g"), ("gallery_skewness", "skew")]  # fmt: skip
+    if _has_labels(result):
+        cols.append(("q2g_bad_hub_fraction", "bad-hub"))
+    runs = result.runs
+    mean = runs.groupby("condition")[[c for c, _ in cols]].mean()  # type: ignore[union-attr]
+    for cond in mean.index:
+        for col, key in cols:
+            out[f"val-{key}-{cond}"] = float(mean.loc[cond, col])
+    return out

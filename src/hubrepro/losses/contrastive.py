@@ -12,29 +12,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubrepro import _validation as V
+from hubrepro.losses._checks import check_scale, check_square_sims
 
 __all__ = ["symmetric_infonce", "SymmetricInfoNCE"]
 
 
-def _check_square_sims(sims: torch.Tensor, func: str) -> torch.Tensor:
-    sims = V.check_matrix(sims, "sims", func)
-    if sims.shape[0] != sims.shape[1] or sims.shape[0] < 2:
-        V.fail(
-            func,
-            "sims",
-            "a square (batch, batch) matrix with batch >= 2 (row i matches column i)",
-            f"shape {tuple(sims.shape)}",
-        )
-    return sims
+def infonce(
+    sims: torch.Tensor,
+    scale: torch.Tensor | float,
+    w_query: torch.Tensor | None = None,
+    w_gallery: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE with optional per-sample weights, on validated inputs.
 
-
-def _check_scale(logit_scale: torch.Tensor | float, func: str) -> torch.Tensor | float:
-    if isinstance(logit_scale, torch.Tensor):
-        if logit_scale.numel() != 1:
-            V.fail(func, "logit_scale", "a scalar", f"shape {tuple(logit_scale.shape)}")
-        return logit_scale.reshape(())
-    return V.check_positive(logit_scale, "logit_scale", func)
+    The one implementation behind :func:`symmetric_infonce` (no weights) and the
+    centrality-weighted :math:`L_{\rm Wti}` of NeighborRetr
+    (:func:`hubrepro.losses.centrality_weighted_infonce`).
+    """
+    logits = sims * scale
+    target = torch.arange(sims.shape[0], device=sims.device)
+    nll_q = F.cross_entropy(logits, target, reduction="none")
+    nll_g = F.cross_entropy(logits.T, target, reduction="none")
+    if w_query is not None:
+        nll_q = nll_q * w_query
+    if w_gallery is not None:
+        nll_g = nll_g * w_gallery
+    return 0.5 * (nll_q.mean() + nll_g.mean())
 
 
 def symmetric_infonce(
@@ -92,11 +95,7 @@ def symmetric_infonce(
     0.5514
     """
     func = "symmetric_infonce"
-    sims = _check_square_sims(sims, func)
-    scale = _check_scale(logit_scale, func)
-    logits = sims * scale
-    target = torch.arange(sims.shape[0], device=sims.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    return infonce(check_square_sims(sims, func), check_scale(logit_scale, func))
 
 
 class SymmetricInfoNCE(nn.Module):

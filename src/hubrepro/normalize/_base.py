@@ -40,6 +40,10 @@ from hubrepro._validation import (
     fail,
 )
 from hubrepro.io import MappedRows
+from hubrepro.ot import lse_update as _lse_update
+from hubrepro.ot import (  # noqa: F401 - normalize.sinkhorn imports it from here
+    sinkhorn_column_potentials as sinkhorn_gallery_potentials,
+)
 
 __all__ = [
     "DEFAULT_BETA_QUERY",
@@ -219,39 +223,6 @@ class BankStats:
     topk_mean: torch.Tensor | None = None
 
 
-def _colsum(z: torch.Tensor) -> torch.Tensor:
-    """Column sums as a matrix-vector product (several times faster than ``sum(0)`` on CPU)."""
-    return (torch.ones(1, z.shape[0], dtype=z.dtype, device=z.device) @ z)[0]
-
-
-def _lse_update(
-    block: torch.Tensor,
-    beta: float,
-    shift: torch.Tensor,
-    total: torch.Tensor,
-    buf: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Add a chunk to a running column log-sum-exp kept as ``shift + log(total)``.
-
-    The shift is the log-sum-exp so far (``total`` is renormalised to 1 after
-    each chunk), so earlier terms are at most 1 after the shift and the chunk
-    needs one fused pass :math:`\exp(\beta P - \text{shift})` and one sum, with
-    no extra pass for the maximum. Only when a chunk exceeds the shift by more
-    than the dtype's exponent range (the sum overflows), or on the first chunk,
-    is the exact column maximum computed and used instead.
-    """
-    z = None if buf is None else buf[: block.shape[0]]
-    if torch.isfinite(shift).all():
-        part = _colsum(torch.add(-shift, block, alpha=beta, out=z).exp_())
-        if torch.isfinite(part).all():
-            total = total + part
-            return shift + torch.log(total), torch.ones_like(total)
-    new_shift = torch.maximum(shift, block.amax(dim=0) * beta)  # beta > 0
-    part = _colsum(torch.add(-new_shift, block, alpha=beta, out=z).exp_())
-    total = total * torch.exp(shift - new_shift) + part
-    return new_shift + torch.log(total), torch.ones_like(total)
-
-
 def stream_bank_stats(
     source: BankSource,
     *,
@@ -311,58 +282,6 @@ def stream_bank_stats(
             top = red.topk(top, k_top)
         stats.topk_mean = top.mean(dim=0)
     return stats
-
-
-def sinkhorn_gallery_potentials(
-    source: BankSource,
-    *,
-    beta: float,
-    n_iter: int,
-    tol: float,
-    n_target: int | None = None,
-) -> tuple[torch.Tensor, int]:
-    r"""Log-domain Sinkhorn on :math:`K=e^{\beta P}` with uniform marginals, streamed.
-
-    Returns the column potentials :math:`\log v` of the first ``n_target``
-    columns (all columns when ``None``) and the number of iterations run. Each
-    iteration is one pass over the bank chunks: the row potentials of a chunk
-    :math:`\log u_b=-\log M-\mathrm{LSE}_j(\beta P_{bj}+\log v_j)` are updated
-    with the current :math:`v`, then their contribution to
-    :math:`\log v_j=-\log N-\mathrm{LSE}_b(\beta P_{bj}+\log u_b)` is accumulated
-    with a running maximum. Stops when :math:`\max_j|\Delta\log v_j|<` ``tol``.
-    """
-    n_cols, dev, dt = source.n_gallery, source.device, source.dtype
-    m = source.n_bank_total  # the whole bank's size (all shards)
-    red = getattr(source, "reducer", None)
-    log_v = torch.full((n_cols,), -math.log(n_cols), device=dev, dtype=dt)
-    log_u = torch.zeros(source.n_bank, device=dev, dtype=dt)
-    it = 0
-    for it in range(1, n_iter + 1):  # noqa: B007 - `it` is returned
-        run_max = torch.full((n_cols,), -math.inf, device=dev, dtype=dt)
-        run_sum = torch.zeros(n_cols, device=dev, dtype=dt)
-        zbuf = ebuf = None
-        for a, block in source.blocks():
-            rows = block.shape[0]
-            if zbuf is None:  # reused buffers: no allocation per chunk
-                shape = (min(source.chunk_size, source.n_bank), n_cols)
-                zbuf = torch.empty(shape, device=dev, dtype=dt)
-                ebuf = torch.empty(shape, device=dev, dtype=dt)
-            z = torch.add(log_v, block, alpha=beta, out=zbuf[:rows])  # beta P + log v
-            lu = -math.log(m) - torch.logsumexp(z, dim=1)
-            log_u[a : a + rows] = lu
-            z.sub_(log_v).add_(lu[:, None])  # beta P + log u
-            run_max, run_sum = _lse_update(z, 1.0, run_max, run_sum, ebuf)
-        col_lse = run_max + torch.log(run_sum)
-        if red is not None:
-            col_lse = red.logsumexp(col_lse)
-        new_v = -math.log(n_cols) - col_lse
-        delta = float((new_v - log_v).abs().max())
-        log_v = new_v
-        if delta < tol:
-            break
-    if n_target is not None:
-        log_v = log_v[:n_target]
-    return log_v, it
 
 
 class NotFittedError(ValueError):
