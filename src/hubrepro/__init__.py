@@ -11,10 +11,11 @@ A small PyTorch library behind the compendium's book and notebooks:
 - :mod:`hubrepro.simulate` -- samplers and statistics of the hubness theory's
   Monte Carlo checks;
 - :mod:`hubrepro.datasets` -- the embedded stdlib code-search benchmark, a synthetic
-  CLIP-like generator and loaders for users' own data;
-- :mod:`hubrepro.losses`, :mod:`hubrepro.memory_bank`, :mod:`hubrepro.heads`,
-  :mod:`hubrepro.training` -- NeighborRetr training; :mod:`hubrepro.hub_quality` --
-  good and bad hubs from concept labels;
+  CLIP-like generator, the rendered ``shapes-world`` and loaders for users' own data;
+- :mod:`hubrepro.losses`, :mod:`hubrepro.ot`, :mod:`hubrepro.memory_bank`,
+  :mod:`hubrepro.heads`, :mod:`hubrepro.encoders`, :mod:`hubrepro.training` --
+  NeighborRetr training; :mod:`hubrepro.hub_quality` -- good and bad hubs;
+- :mod:`hubrepro.inference` -- intervals and verdicts for the claims the book checks;
 - :mod:`hubrepro.experiments` -- one driver per notebook family (configs in, tidy
   tables out);
 - :mod:`hubrepro.reporting` -- tables, figures, provenance for the book.
@@ -40,6 +41,7 @@ _SUBMODULES = {
     "losses",
     "memory_bank",
     "heads",
+    "encoders",
     "hub_quality",
     "training",
     "reporting",
