@@ -5,7 +5,8 @@ arbitrary code when loaded, so they are refused unless ``allow_pickle=True`` is
 passed explicitly (``--allow-pickle`` on the command line). ``.pt`` files are read
 with ``torch.load(weights_only=True)``, which refuses arbitrary objects.
 
-Every file the library and the command line write goes through
+The files of ``hubrepro normalize``, ``index search``, ``dbnorm`` and ``data`` (and
+:func:`save_array`, the embeddings cache, saved statistics) go through
 :func:`atomic_write`, under one rule: an existing path (a file, or a symbolic link,
 even a dangling one) is never replaced unless ``overwrite=True`` (``--overwrite``),
 and a folder never is. The data go to a temporary file in the target's folder, which

@@ -226,3 +226,10 @@ def test_kill_during_embed_clip_keeps_the_old_files(weights, images, tmp_path):
     assert {
         p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".tmp")
     } == before
+
+
+def test_captions_that_are_not_utf8_name_the_file(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("image,caption\na.png,caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.csv' must be UTF-8 text"):
+        read_captions(p)

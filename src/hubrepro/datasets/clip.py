@@ -57,6 +57,15 @@ def read_captions(path: str | Path) -> list[tuple[str, str]]:
             repr(str(p)),
             exc=FileNotFoundError,
         )
+    try:
+        return _read_captions(p, func)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{func}: {str(p)!r} must be UTF-8 text ({err}); save the captions file as UTF-8."
+        ) from None
+
+
+def _read_captions(p: Path, func: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     suffix = p.suffix.lower()
     if suffix == ".csv":
