@@ -47,9 +47,8 @@ COMMANDS = {
 EXIT_USAGE = 2
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = (
-    141  # 128 + SIGPIPE, what a shell reports for a program SIGPIPE stops
-)
+# 128 + SIGPIPE: what a shell reports for a program that SIGPIPE stops
+EXIT_BROKEN_PIPE = 141
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -169,7 +168,11 @@ def error_message(err: BaseException) -> str:
             "a bug: rerun with --traceback and report it)"
         )
     if isinstance(err, MemoryError):
-        return f"out of memory{': ' + msg if msg != 'MemoryError' else ''}; use smaller inputs or a smaller --chunk-size where the command has one."
+        what = "" if msg == "MemoryError" else f": {msg}"
+        return (
+            f"out of memory{what}; use smaller inputs, or a smaller --chunk-size where "
+            "the command has one."
+        )
     return msg
 
 

@@ -358,9 +358,8 @@ def transform_embeddings(
         if cosine:
             qa = unit_rows(qa, "query", func, a)
         block = est.transform(qa @ gn.T)
-        if (
-            block.dtype != out.dtype
-        ):  # computed in float32, returned in the query's dtype
+        # computed in float32, returned in the query's dtype: it must fit
+        if block.dtype != out.dtype:
             check_scores_fit(block, out.dtype, func, est._fit_hint())
         out[a : a + qa.shape[0]] = block
     return out
