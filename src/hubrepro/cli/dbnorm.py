@@ -11,14 +11,16 @@ Examples
 
 Runs :func:`hubrepro.experiments.dbnorm.run_many` (notebook 40): every method in each
 direction and prints R@1/5/10, MdR, MnR, Rsum and the skewness of N_k per method.
-``--out`` writes the tidy table (every column) as CSV, atomically; an existing file is
-replaced only with ``--overwrite``. A beta (or NNN's alpha) left
+``--out`` writes the tidy table (every column) as CSV. A beta (or NNN's alpha) left
 unset is tuned on a validation split carved from the bank (embeddings with a gallery
 bank), or takes the driver's fallback (20) on precomputed similarity matrices; a value
 given on the command line is used as given and never tuned. An option that could not
 take effect (a grid next to a fixed value, a validation size on similarity matrices, a
 hyperparameter no selected method uses, a method or direction the data cannot run) is
 refused with a one-line error instead of being ignored.
+
+The CSV is written atomically, and an existing ``--out`` is refused before the run
+unless ``--overwrite`` is given (the rule of every command).
 """
 
 from __future__ import annotations
