@@ -408,9 +408,8 @@ def test_kill_during_a_command_write_leaves_the_old_file(tmp_path, writer):
     code = f"from hubrepro.cli import main; main({args!r})"
     kill_during_write(code, "write", d)
     assert out.read_bytes() == before
-    kill_during_write(code, "after", d)
+    assert main([*args]) == 0 and temporaries(d) == []  # the rerun clears the debris
     assert out.read_bytes() != before
-    assert main([*args]) == 0 and temporaries(d) == []
 
 
 def test_kill_during_index_search_out(tmp_path):
@@ -463,6 +462,4 @@ def test_kill_during_data_build_keeps_the_pairs_and_their_sidecar(tmp_path):
         build_stdlib_data(stdlib_dir={str(lib)!r}, out={str(out)!r}, manifest=None, overwrite=True)
         """
     kill_during_write(code, "write", tmp_path)
-    assert (out.read_bytes(), side.read_bytes()) == before
-    kill_during_write(code, "rename", tmp_path)
     assert (out.read_bytes(), side.read_bytes()) == before
