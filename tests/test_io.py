@@ -1,11 +1,13 @@
 """hubrepro.io: every supported format round-trips; pickles are refused by default."""
 
+import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
+from _kill import STAGES, kill_during_write, temporaries
 from hubrepro.io import load_array, save_array
 
 
@@ -184,3 +186,280 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
         atomic_write(tmp_path / "y.bin", boom, overwrite=True)
     assert (tmp_path / "y.bin").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["y.bin"]
+
+
+# ------------------------------------------------------------------ misleading reads
+
+
+def test_truncated_and_corrupt_files_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    np.save(tmp_path / "s.npy", np.ones((20, 30), np.float32))
+    (tmp_path / "trunc.npy").write_bytes((tmp_path / "s.npy").read_bytes()[:100])
+    save_file({"data": torch.ones(20, 30)}, str(tmp_path / "s.safetensors"))
+    blob = (tmp_path / "s.safetensors").read_bytes()
+    (tmp_path / "trunc.safetensors").write_bytes(blob[:-10])
+    (tmp_path / "huge.safetensors").write_bytes((2**60).to_bytes(8, "little") + b"{}")
+    torch.save(torch.ones(3), tmp_path / "s.pt")
+    (tmp_path / "trunc.pt").write_bytes((tmp_path / "s.pt").read_bytes()[:50])
+    for name in ("trunc.npy", "trunc.safetensors", "huge.safetensors", "trunc.pt"):
+        with pytest.raises(ValueError, match="could not read") as info:
+            load_array(tmp_path / name)
+        msg = str(info.value)
+        assert str(tmp_path / name) in msg and "truncated or corrupt" in msg
+        assert "\n" not in msg
+
+
+def test_0d_big_endian_and_non_numeric_arrays(tmp_path):
+    np.save(tmp_path / "z.npy", np.array(3.0, np.float32))
+    assert load_array(tmp_path / "z.npy").shape == ()  # not (1,)
+    np.save(tmp_path / "be.npy", np.arange(6, dtype=">f4").reshape(2, 3))
+    be = load_array(tmp_path / "be.npy")
+    assert be.dtype == torch.float32 and be.tolist() == [[0, 1, 2], [3, 4, 5]]
+    for name, arr, what in (
+        ("u.npy", np.array([["a"]]), "text"),
+        ("d.npy", np.array([[1]], "datetime64[s]"), "dates"),
+        ("r.npy", np.zeros(2, [("a", "f4")]), "records"),
+    ):
+        np.save(tmp_path / name, arr)
+        with pytest.raises(
+            ValueError, match=rf"{name}' must hold an array of numbers.*{what}"
+        ):
+            load_array(tmp_path / name)
+    torch.save(torch.eye(2).to_sparse(), tmp_path / "sp.pt")
+    with pytest.raises(ValueError, match="must hold a dense array"):
+        load_array(tmp_path / "sp.pt")
+
+
+def test_a_pickle_that_fails_to_load_is_named(tmp_path):
+    # a pickle naming a module that does not exist: not a traceback from pickle
+    p = tmp_path / "x.pkl"
+    p.write_bytes(b"cnosuchmodule\nFoo\n.")  # GLOBAL nosuchmodule.Foo
+    with pytest.raises(ValueError, match=r"could not read .*x\.pkl"):
+        load_array(p, allow_pickle=True)
+
+
+# ------------------------------------------------------------------ the one write rule
+
+
+def test_a_folder_is_never_replaced(tmp_path):
+    from hubrepro.io import atomic_write
+
+    (tmp_path / "out.npy").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="is a folder"):
+            save_array(np.zeros(2), tmp_path / "out.npy", overwrite=overwrite)
+        with pytest.raises(FileExistsError, match="is a folder"):
+            atomic_write(
+                tmp_path / "out.npy", lambda fh: fh.write(b"x"), overwrite=overwrite
+            )
+    assert (tmp_path / "out.npy").is_dir()
+
+
+def test_a_symbolic_link_is_replaced_never_followed(tmp_path):
+    from hubrepro.io import atomic_write
+
+    victim = tmp_path / "elsewhere" / "victim.npy"  # does not exist: a dangling link
+    (tmp_path / "out.npy").symlink_to(victim)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        save_array(np.zeros(2), tmp_path / "out.npy")
+    save_array(np.ones(2), tmp_path / "out.npy", overwrite=True)
+    assert not (tmp_path / "out.npy").is_symlink()
+    assert not victim.exists() and not victim.parent.exists()
+    # a link to an existing file: the link goes, the file it named stays as it was
+    (tmp_path / "kept.txt").write_text("keep me")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "kept.txt")
+    atomic_write(tmp_path / "link.txt", lambda fh: fh.write(b"new"), overwrite=True)
+    assert (tmp_path / "kept.txt").read_text() == "keep me"
+    assert (tmp_path / "link.txt").read_bytes() == b"new"
+
+
+def test_mode_of_the_replaced_file_is_kept(tmp_path):
+    import stat
+
+    from hubrepro.io import atomic_write
+
+    p = tmp_path / "x.txt"
+    atomic_write(p, lambda fh: fh.write(b"a"))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
+    p.chmod(0o640)
+    atomic_write(p, lambda fh: fh.write(b"b"), overwrite=True)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o640
+
+
+def test_a_write_error_names_the_target_not_the_temporary_file(tmp_path):
+    import errno
+
+    from hubrepro.io import atomic_write
+
+    def full(fh):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as info:
+        atomic_write(tmp_path / "out.bin", full)
+    assert info.value.filename == str(tmp_path / "out.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ SIGKILL during a write
+# A kill at any point of a write leaves the old file or the new one, never a broken one
+# (tests/_kill.py stops the child inside hubrepro.io.atomic_write).
+
+
+@pytest.mark.parametrize(
+    ("suffix", "stage"),
+    [(".npy", s) for s in STAGES] + [(".pt", "write"), (".safetensors", "write")],
+)
+def test_kill_during_save_array_leaves_old_or_new(tmp_path, suffix, stage):
+    out = tmp_path / f"out{suffix}"
+    old = torch.zeros(3, 4)
+    save_array(old, out)
+    before = out.read_bytes()
+    kill_during_write(
+        f"""
+        import torch
+        from hubrepro.io import save_array
+        save_array(torch.ones(300, 400), {str(out)!r}, overwrite=True)
+        """,
+        stage,
+        tmp_path,
+    )
+    if stage == "after":
+        assert torch.equal(load_array(out), torch.ones(300, 400))
+        assert temporaries(tmp_path) == []
+        return
+    assert out.read_bytes() == before and torch.equal(load_array(out), old)
+    assert len(temporaries(tmp_path)) == 1  # the killed writer's, hidden
+    # the next write of that file clears what the killed one left
+    save_array(torch.full((2, 2), 7.0), out, overwrite=True)
+    assert temporaries(tmp_path) == [] and load_array(out).sum() == 28
+
+
+def test_kill_of_a_first_write_leaves_no_file(tmp_path):
+    out = tmp_path / "new.npy"
+    code = f"import numpy as np; from hubrepro.io import save_array; save_array(np.ones(9), {str(out)!r})"
+    kill_during_write(code, "write", tmp_path)
+    assert not out.exists()
+    with pytest.raises(FileNotFoundError):
+        load_array(out)
+
+
+def test_kill_during_an_embedding_cache_write(tmp_path):
+    entry = tmp_path / "ab" / "entry.npy"
+    entry.parent.mkdir()
+    np.save(entry, np.zeros(4, np.float32))
+    kill_during_write(
+        f"""
+        import numpy as np
+        from pathlib import Path
+        from hubrepro.datasets.embed import _save_atomic
+        _save_atomic(Path({str(entry)!r}), np.ones(384, np.float32))
+        """,
+        "write",
+        tmp_path,
+    )
+    np.testing.assert_array_equal(np.load(entry), np.zeros(4, np.float32))
+
+
+# every command that writes a file, killed half-way through its write
+def _cli_inputs(d):
+    rng = np.random.default_rng(0)
+    np.save(d / "s.npy", rng.normal(size=(6, 6)).astype(np.float32))
+    np.save(d / "p.npy", rng.normal(size=(10, 6)).astype(np.float32))
+    sims = d / "simsdir"
+    sims.mkdir()
+    np.save(sims / "sims.npy", rng.normal(size=(6, 6)).astype(np.float32))
+    np.save(sims / "bank_query_sims.npy", rng.normal(size=(10, 6)).astype(np.float32))
+    return d
+
+
+WRITERS = {
+    "normalize --out": (
+        "out.npy",
+        ["normalize", "is", "--sims", "{d}/s.npy", "--query-bank-sims", "{d}/p.npy"],
+        "--out",
+    ),
+    "normalize fit --save": (
+        "stats.safetensors",
+        ["normalize", "fit", "is", "--query-bank-sims", "{d}/p.npy"],
+        "--save",
+    ),
+    "dbnorm --out": (
+        "table.csv",
+        ["dbnorm", "--data-dir", "{d}/simsdir", "--methods", "none", "is", "--beta-query", "5"],
+        "--out",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_kill_during_a_command_write_leaves_the_old_file(tmp_path, writer):
+    from hubrepro.cli import main
+
+    d = _cli_inputs(tmp_path)
+    name, argv, flag = WRITERS[writer]
+    argv = [a.format(d=d) for a in argv]
+    out = d / name
+    assert main([*argv, flag, str(out)]) == 0  # the old result, complete
+    before = out.read_bytes()
+    args = [*argv, flag, str(out), "--overwrite", "--beta-query", "7"]  # another result
+    code = f"from hubrepro.cli import main; main({args!r})"
+    kill_during_write(code, "write", d)
+    assert out.read_bytes() == before
+    assert main([*args]) == 0 and temporaries(d) == []  # the rerun clears the debris
+    assert out.read_bytes() != before
+
+
+def test_kill_during_index_search_out(tmp_path):
+    pytest.importorskip("faiss")
+    from hubrepro.cli import main
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "g.npy", rng.normal(size=(20, 8)).astype(np.float32))
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--gallery",
+                str(tmp_path / "g.npy"),
+                "--out",
+                str(tmp_path / "idx"),
+            ]
+        )
+        == 0
+    )
+    argv = ["index", "search", str(tmp_path / "idx"), "--queries", str(tmp_path / "g.npy"),
+            "-k", "3", "--out", str(tmp_path / "top.npz")]  # fmt: skip
+    assert main(argv) == 0
+    before = (tmp_path / "top.npz").read_bytes()
+    kill_during_write(f"from hubrepro.cli import main; main({[*argv[:-4], '-k', '5', *argv[-2:], '--overwrite']!r})",
+                      "write", tmp_path)  # fmt: skip
+    assert (tmp_path / "top.npz").read_bytes() == before
+    assert np.load(tmp_path / "top.npz")["ids"].shape == (20, 3)
+
+
+def test_kill_during_data_build_keeps_the_pairs_and_their_sidecar(tmp_path):
+    from hubrepro.datasets.manifest import build_stdlib_data
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "mod.py").write_text(
+        'def f(x):\n    """Return the value it was given."""\n    return x\n'
+    )
+    out = tmp_path / "d" / "pairs.jsonl.gz"
+    build_stdlib_data(stdlib_dir=lib, out=out, manifest=None)
+    side = out.with_suffix("").with_suffix(".json")
+    before = out.read_bytes(), side.read_bytes()
+    (lib / "mod.py").write_text(
+        (lib / "mod.py").read_text()
+        + '\n\ndef g(y):\n    """Return the value plus one."""\n    return y + 1\n'
+    )
+    code = f"""
+        from hubrepro.datasets.manifest import build_stdlib_data
+        build_stdlib_data(stdlib_dir={str(lib)!r}, out={str(out)!r}, manifest=None, overwrite=True)
+        """
+    kill_during_write(code, "write", tmp_path)
+    assert (out.read_bytes(), side.read_bytes()) == before

@@ -104,3 +104,30 @@ def test_from_params_rejects_unknown_keys_and_bad_types():
     with pytest.raises(TypeError, match="`ks`"):
         from_params(Cfg, {"ks": [1.5]})
     assert from_params(Cfg, {"artifact_dir": "x"}, ignore=("artifact_dir",)) == Cfg()
+
+
+@pytest.mark.parametrize(
+    ("x", "hint", "not_in"),
+    [
+        (np.zeros((2, 2), dtype=np.int64), "if the integers really are scores", None),
+        (np.zeros((2, 2), dtype=bool), "a mask, not scores", "integers"),
+        (np.zeros((2, 2), dtype=np.complex64), "`x.real`", "integers"),
+    ],
+)
+def test_the_dtype_hint_names_what_was_passed(x, hint, not_in):
+    # a boolean or complex matrix used to be described as "integers"
+    with pytest.raises(TypeError) as info:
+        V.check_matrix(x, "sims", "f")
+    assert hint in str(info.value) and str(x.dtype) in str(info.value)
+    assert not_in is None or not_in not in str(info.value)
+
+
+def test_zero_rows_are_located():
+    x = torch.ones(5, 3)
+    x[3] = 0
+    with pytest.raises(
+        ValueError,
+        match=r"^f: `emb` must be free of all-zero rows.*1 zero row\(s\), the first is row 13\.",
+    ):
+        V.check_nonzero_rows(x, "emb", "f", offset=10)
+    V.check_nonzero_rows(torch.ones(2, 2), "emb", "f")  # nothing to say

@@ -25,6 +25,7 @@ __all__ = [
     "as_tensor",
     "check_matrix",
     "check_same_columns",
+    "check_nonzero_rows",
     "check_index_vector",
     "check_positive",
     "check_int",
@@ -57,6 +58,17 @@ def _describe(x: Any) -> str:
     if isinstance(x, np.ndarray):
         return f"an array of shape {x.shape} and dtype {x.dtype}"
     return f"{type(x).__name__} {x!r}"[:200]
+
+
+def _cast_hint(dtype: torch.dtype) -> str:
+    """What to do with a matrix of ``dtype`` where floating scores are expected."""
+    if dtype == torch.bool:
+        return "A boolean matrix is a mask, not scores: compute the scores it selects."
+    if dtype.is_complex:
+        return (
+            "Pass the real scores explicitly (e.g. `x.real`) if that is what you mean."
+        )
+    return "Convert it explicitly, e.g. `x.astype('float32')`, if the integers really are scores."
 
 
 def as_tensor(x: Any, name: str, func: str) -> torch.Tensor:
@@ -103,7 +115,7 @@ def check_matrix(
             name,
             "a floating-point matrix (float16, bfloat16, float32 or float64)",
             _describe(x),
-            "Convert it explicitly, e.g. `x.astype('float32')`, if the integers really are scores.",
+            _cast_hint(t.dtype),
             exc=TypeError,
         )
     if not allow_empty and t.numel() == 0:
@@ -146,6 +158,32 @@ def check_same_columns(
                 f"of width {ref.shape[-1]} (the number of gallery items in `{ref_name}`)",
                 f"shape {tuple(t.shape)}",
             )
+
+
+def check_nonzero_rows(
+    x: torch.Tensor,
+    name: str,
+    func: str,
+    *,
+    offset: int = 0,
+    hint: str = "Drop or re-embed those rows, or use metric='dot' (--metric dot).",
+) -> None:
+    """Refuse rows of zero norm, which have no direction for the cosine similarity.
+
+    ``offset`` is added to the reported row (for a chunk of a larger matrix).
+    """
+    if x.ndim != 2 or x.numel() == 0:
+        return
+    zero = ~(x != 0).any(dim=1)
+    if bool(zero.any()):
+        row = int(zero.nonzero()[0]) + offset
+        fail(
+            func,
+            name,
+            "free of all-zero rows under the cosine metric (a zero vector has no direction)",
+            f"{int(zero.sum())} zero row(s), the first is row {row}",
+            hint,
+        )
 
 
 def check_index_vector(

@@ -5,9 +5,16 @@ arbitrary code when loaded, so they are refused unless ``allow_pickle=True`` is
 passed explicitly (``--allow-pickle`` on the command line). ``.pt`` files are read
 with ``torch.load(weights_only=True)``, which refuses arbitrary objects.
 
-Writing never overwrites an existing file unless ``overwrite=True``, and is atomic:
-the data go to a temporary file in the target's folder, which is flushed, synced
-and renamed onto the target, so a crash never leaves a half-written file.
+The files of ``hubrepro normalize``, ``index search``, ``dbnorm`` and ``data`` (and
+:func:`save_array`, the embeddings cache, saved statistics) go through
+:func:`atomic_write`, under one rule: an existing path (a file, or a symbolic link,
+even a dangling one) is never replaced unless ``overwrite=True`` (``--overwrite``),
+and a folder never is. The data go to a temporary file in the target's folder, which
+is flushed, synced and renamed onto the target, so a crash or a ``SIGKILL`` at any
+point leaves either the old file or the new one, never a half-written one. The
+rename replaces a symbolic link itself: a link at the target is never followed.
+A kill can leave a hidden ``.NAME.PID-*.tmp`` beside the target; the next write of
+that target removes it.
 
 Large banks stored as ``.npy`` are opened with :func:`open_rows` (a
 :class:`MappedRows`): the file is memory-mapped, rows are copied out one chunk at
@@ -18,9 +25,11 @@ larger than RAM streams from disk with a resident set of one chunk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import pickle
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +44,7 @@ __all__ = [
     "open_rows",
     "MappedRows",
     "atomic_write",
+    "check_out",
     "array_sha256",
     "SUPPORTED_SUFFIXES",
 ]
@@ -65,6 +75,45 @@ def _pick(obj: Any, path: Path, key: str | None) -> Any:
     return obj
 
 
+def _one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(str(text).split())
+
+
+#: NumPy dtype kinds that are numbers (bool, signed, unsigned, float, complex); the
+#: callers' validation decides which of them they accept.
+_NUMERIC_KINDS = "biufc"
+
+
+def _read(p: Path, suffix: str, allow_pickle: bool) -> Any:
+    """Parse ``p`` (already opened once, so permission errors have surfaced)."""
+    if suffix == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except ValueError as err:
+            if "allow_pickle" not in str(err):
+                raise
+            if not allow_pickle:
+                raise _Refused(
+                    f"load_array: {p.name!r} holds Python objects (a pickle inside .npy). "
+                    "Pass allow_pickle=True (--allow-pickle) only if you trust the file."
+                ) from None
+        obj = np.load(p, allow_pickle=True)
+        return obj.item() if obj.dtype == object and obj.shape == () else obj
+    if suffix in (".pt", ".pth"):
+        return torch.load(p, map_location="cpu", weights_only=True)
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    with p.open("rb") as fh:
+        return pickle.load(fh)  # noqa: S301 - explicit opt-in by the caller
+
+
+class _Refused(ValueError):
+    """A file refused on purpose (not a parse failure)."""
+
+
 def load_array(
     path: str | Path, *, allow_pickle: bool = False, key: str | None = None
 ) -> torch.Tensor:
@@ -80,13 +129,22 @@ def load_array(
     key : str, optional
         Which entry to take from a file holding a dict of arrays.
 
+    Returns
+    -------
+    Tensor
+        The array with its dtype and shape (a 0-d array stays 0-d); big-endian
+        NumPy data are brought to the machine's byte order (same values).
+
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    PermissionError
+        If ``path`` cannot be read (the error names the file).
     ValueError
         If the suffix is unsupported, the file is a pickle and ``allow_pickle`` is
-        false, or the content is not one numeric array.
+        false, the file is truncated or corrupt, or the content is not one array of
+        numbers; every message names the file.
     """
     p = Path(path)
     if not p.is_file():
@@ -103,70 +161,78 @@ def load_array(
             f"load_array: refusing to unpickle {p.name!r}: a pickle can run arbitrary code. "
             "Pass allow_pickle=True (--allow-pickle) only if you trust the file."
         )
-    try:
-        if suffix == ".npy":
-            with p.open("rb") as fh:
-                has_header = fh.read(6) == b"\x93NUMPY"
-            if not has_header and not allow_pickle:
-                raise ValueError(
-                    f"load_array: could not read {str(p)!r} as .npy: it does not start with the "
-                    "NumPy header (a corrupt file, or a raw pickle; pass allow_pickle=True only "
-                    "if you trust it)."
-                )
-            try:
-                obj = np.load(p, allow_pickle=False)
-            except ValueError as err:
-                if "allow_pickle" not in str(err):
-                    raise
-                if not allow_pickle:
-                    raise ValueError(
-                        f"load_array: {p.name!r} holds Python objects (a pickle inside .npy). "
-                        "Pass allow_pickle=True (--allow-pickle) only if you trust the file."
-                    ) from None
-                obj = np.load(p, allow_pickle=True)
-                if obj.dtype == object and obj.shape == ():
-                    obj = obj.item()
-        elif suffix in (".pt", ".pth"):
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        elif suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj = load_file(str(p))
-        else:
-            with p.open("rb") as fh:
-                obj = pickle.load(fh)  # noqa: S301 - explicit opt-in above
-    except (OSError, pickle.UnpicklingError, RuntimeError, EOFError) as err:
+    # opened here first, so that an unreadable file is reported as such (some
+    # readers, e.g. safetensors, report a permission error as a missing file)
+    with p.open("rb") as fh:
+        head = fh.read(6)
+    if suffix == ".npy" and head != b"\x93NUMPY" and not allow_pickle:
         raise ValueError(
-            f"load_array: could not read {str(p)!r} as {suffix}: {err}"
+            f"load_array: could not read {str(p)!r} as .npy: "
+            f"{'it is empty' if not head else 'it does not start with the NumPy header'}. "
+            "The file may be truncated or corrupt: write it again (a raw pickle needs "
+            "allow_pickle=True, only for a file you trust)."
+        )
+    try:
+        obj = _read(p, suffix, allow_pickle)
+    except _Refused:
+        raise
+    except MemoryError as err:
+        raise ValueError(
+            f"load_array: {str(p)!r} does not fit in memory ({_one_line(err) or 'MemoryError'}); "
+            "its header may be corrupt, or the array is larger than this machine's memory."
+        ) from err
+    except Exception as err:  # noqa: BLE001 - any parse failure is a bad file
+        raise ValueError(
+            f"load_array: could not read {str(p)!r} as {suffix}: "
+            f"{_one_line(err).rstrip('.')}. The file may be truncated or corrupt: write it again."
         ) from err
     obj = _pick(obj, p, key)
     if isinstance(obj, np.ndarray):
-        if obj.dtype == object:
+        if obj.dtype.kind not in _NUMERIC_KINDS:
             raise ValueError(
-                f"load_array: {p.name!r} must hold a numeric array; got dtype object."
+                f"load_array: {str(p)!r} must hold an array of numbers; got dtype "
+                f"{obj.dtype} ({_KIND_NAMES.get(obj.dtype.kind, 'not numbers')})."
             )
-        return torch.from_numpy(np.ascontiguousarray(obj))
+        if not obj.dtype.isnative:
+            obj = obj.astype(obj.dtype.newbyteorder("="))  # same values, native order
+        if not obj.flags.c_contiguous:
+            obj = obj.copy(order="C")  # np.ascontiguousarray would make 0-d arrays 1-d
+        return torch.from_numpy(obj)
     if isinstance(obj, torch.Tensor):
+        if obj.layout != torch.strided:
+            raise ValueError(
+                f"load_array: {str(p)!r} must hold a dense array; got a {obj.layout} tensor. "
+                "Convert it with `.to_dense()` before saving."
+            )
         return obj
     raise ValueError(
-        f"load_array: {p.name!r} must hold one numeric array; got {type(obj).__name__}."
+        f"load_array: {str(p)!r} must hold one numeric array; got {type(obj).__name__}."
     )
+
+
+_KIND_NAMES = {
+    "O": "Python objects",
+    "U": "text",
+    "S": "bytes",
+    "V": "records",
+    "M": "dates",
+    "m": "time spans",
+}
 
 
 def save_array(
     x: torch.Tensor | np.ndarray, path: str | Path, *, overwrite: bool = False
 ) -> Path:
-    """Save ``x`` to ``.npy``, ``.pt`` or ``.safetensors`` (by suffix); refuse to overwrite."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"save_array: `path` {str(p)!r} already exists; choose another name or pass overwrite=True."
-        )
+    """Save ``x`` to ``.npy``, ``.pt`` or ``.safetensors`` (by suffix), atomically.
+
+    Follows the rule of :func:`atomic_write`: an existing ``path`` is refused
+    unless ``overwrite``; a kill during the write leaves the old file or the new one.
+    """
+    p = check_out(
+        path, overwrite=overwrite, suffixes=(".npy", ".pt", ".pth", ".safetensors"),
+        func="save_array",
+    )  # fmt: skip
     suffix = p.suffix.lower()
-    if suffix not in (".npy", ".pt", ".pth", ".safetensors"):
-        raise ValueError(
-            f"save_array: `path` must end in .npy, .pt or .safetensors; got {p.name!r}."
-        )
     t = torch.as_tensor(x).detach().cpu()
     if suffix == ".npy":
         if t.dtype == torch.bfloat16:
@@ -183,46 +249,169 @@ def save_array(
     return atomic_write(p, lambda fh: fh.write(blob), overwrite=overwrite)
 
 
+def check_out(
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    suffixes: tuple[str, ...] | None = None,
+    name: str = "path",
+    func: str = "atomic_write",
+) -> Path:
+    """Check an output path before any work is done; return it as a ``Path``.
+
+    The one overwrite rule of every command: an existing path (a file or a
+    symbolic link, even a dangling one) is refused unless ``overwrite``; a
+    folder is always refused; with ``suffixes``, the name must end in one of them.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    overwrite : bool, default False
+        Accept an existing file (it is replaced only once the new one is complete).
+    suffixes : tuple of str, optional
+        Accepted endings (lower case, with the dot).
+    name, func : str
+        How the path and the caller are named in error messages (e.g. ``"--out"``).
+
+    Raises
+    ------
+    ValueError
+        For a wrong suffix.
+    FileExistsError
+        For a folder, or an existing file without ``overwrite``.
+    """
+    p = Path(path)
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise ValueError(
+            f"{func}: `{name}` must end in {', '.join(suffixes)}; got {p.name!r}."
+        )
+    if p.is_dir():
+        raise FileExistsError(
+            f"{func}: `{name}` {str(p)!r} is a folder; name a file (e.g. inside it)."
+        )
+    if os.path.lexists(p) and not overwrite:
+        link = (
+            " (a symbolic link, which is replaced, not followed)"
+            if p.is_symlink()
+            else ""
+        )
+        raise FileExistsError(
+            f"{func}: `{name}` {str(p)!r}{link} already exists; pass --overwrite "
+            "(overwrite=True) to replace it, or choose another name."
+        )
+    return p
+
+
+def _default_mode() -> int:
+    """``0o666`` minus the umask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            mask = next(int(x.split()[1], 8) for x in fh if x.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _remove_stale_temps(p: Path) -> None:
+    """Delete temporary files of ``p`` left by killed writers (their process is gone)."""
+    prefix = f".{p.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(p.parent):
+            rest = entry.name[len(prefix) :]
+            if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+                continue
+            pid = rest.split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            except OSError:
+                pass  # alive, owned by another user
+
+
 def atomic_write(
     path: str | Path, write: Callable[[Any], Any], *, overwrite: bool = False
 ) -> Path:
     """Write a file atomically: ``write(fh)`` into a temporary file, fsync, rename.
 
     The temporary file lives in the target's folder (so the rename is atomic on
-    POSIX file systems); on any error it is removed and the target is untouched.
+    POSIX file systems); it is flushed and synced before the rename, and the
+    folder is synced after it. On any error it is removed and the target is
+    untouched; a ``SIGKILL`` at any point leaves the old file or the new one. A
+    symbolic link at ``path`` is replaced, never followed. The new file gets the
+    mode of the file it replaces (else the usual ``0o666`` minus the umask).
 
     Parameters
     ----------
     path : str or Path
-        The file to create (its folder is created if missing).
+        The file to create (missing folders above it are created).
     write : callable
         Called with a binary file handle open for writing.
     overwrite : bool, default False
-        Replace an existing ``path``; otherwise refuse with ``FileExistsError``.
+        Replace an existing ``path``; otherwise refuse with ``FileExistsError``
+        (see :func:`check_out`, the rule every command follows).
 
     Returns
     -------
     Path
         ``path``.
     """
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"`path` {str(p)!r} already exists; choose another name or pass overwrite=True."
-        )
+    p = check_out(path, overwrite=overwrite)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        st = os.lstat(p)
+        mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+    except FileNotFoundError:
+        mode = None
+    _remove_stale_temps(p)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{p.name}.{os.getpid()}-", suffix=".tmp", dir=p.parent
+        )
+    except OSError as err:  # name the file asked for, not the temporary one
+        raise _renamed(err, p) from None
+    try:
+        os.fchmod(fd, _default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename in (None, tmp):
+            raise _renamed(err, p) from None
         raise
+    _fsync_dir(p.parent)
     return p
+
+
+def _renamed(err: OSError, p: Path) -> OSError:
+    """``err`` about ``p`` (e.g. a full disk while writing its temporary file)."""
+    if err.errno is None:
+        return err
+    return type(err)(err.errno, err.strerror or os.strerror(err.errno), str(p))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the OS allows opening folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:  # some file systems cannot sync a folder
+        if err.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
 
 
 class MappedRows:

@@ -183,3 +183,53 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("hubrepro data: error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "a tensor", "empty"])
+def test_corrupt_weights_are_a_one_line_error(
+    weights, images, tmp_path, capsys, damage
+):
+    bad = tmp_path / "bad.pt"
+    if damage == "garbage":
+        bad.write_bytes(b"\x80\x02not a checkpoint at all" * 10)
+    elif damage == "truncated":
+        with weights.open("rb") as fh:
+            bad.write_bytes(fh.read(1 << 20))
+    elif damage == "a tensor":
+        torch.save(torch.zeros(3), bad)
+    else:
+        bad.write_bytes(b"")
+    rc = main(["data", "embed-clip", "--model", MODEL, "--weights", str(bad), "--images", str(images),
+               "--captions", str(_captions(tmp_path)), "--out", str(tmp_path / "o"), "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert (
+        line.startswith("hubrepro data: error: load_clip: `weights`")
+        and str(bad) in line
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_kill_during_embed_clip_keeps_the_old_files(weights, images, tmp_path):
+    from _kill import kill_during_write
+
+    out = tmp_path / "out"
+    caps = _captions(tmp_path)
+    embed_clip(MODEL, weights, images, caps, out, device="cpu", progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["data", "embed-clip", "--model", MODEL, "--weights", str(weights), "--images", str(images),
+            "--captions", str(caps), "--out", str(out), "--device", "cpu", "--overwrite", "--batch-size", "1"]  # fmt: skip
+    kill_during_write(
+        f"from hubrepro.cli import main; main({argv!r})", "write", tmp_path
+    )
+    assert {
+        p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".tmp")
+    } == before
+
+
+def test_captions_that_are_not_utf8_name_the_file(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("image,caption\na.png,caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.csv' must be UTF-8 text"):
+        read_captions(p)

@@ -212,3 +212,51 @@ def test_bad_dataset_yml_and_duplicates(tmp_path):
         load_user(tmp_path)
     with pytest.raises(FileNotFoundError, match="existing folder"):
         load_user(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../outside.pkl", "/etc/passwd", "sub/../../outside.pkl", "", 3],
+)
+def test_qbnorm_files_must_stay_inside_the_folder(tmp_path, name):
+    # dataset.yml comes with the data: it may only name files of its own folder
+    d = _qbnorm_dir(tmp_path)
+    with (tmp_path / "outside.pkl").open("wb") as fh:
+        pickle.dump(np.eye(3), fh)
+    yml = (d / "dataset.yml").read_text()
+    old = "sims: tt-test-captions-test-videos.pkl"
+    (d / "dataset.yml").write_text(yml.replace(old, f"sims: {name!r}", 1))
+    with pytest.raises(
+        ValueError,
+        match=r"dataset.yml files.sims` must be a file name relative to data_dir",
+    ):
+        load_user(d, allow_pickle=True)
+
+
+def test_qbnorm_files_in_subfolders_and_links_the_user_made_are_read(tmp_path):
+    d = _qbnorm_dir(tmp_path)
+    (d / "sub").mkdir()
+    (d / "tt-test-captions-test-videos.pkl").rename(d / "sub" / "sims.pkl")
+    (tmp_path / "elsewhere.pkl").write_bytes(
+        (d / "tt-test-query_masks.pkl").read_bytes()
+    )
+    (d / "masks.pkl").symlink_to(tmp_path / "elsewhere.pkl")
+    (d / "dataset.yml").write_text(
+        "layout: qbnorm\nfiles:\n  sims: sub/sims.pkl\n"
+        "  bank_query_sims: tt-train-captions-test-videos.pkl\n  query_mask: masks.pkl\n"
+    )
+    assert load_user(d, allow_pickle=True).sims.shape == (6, 3)
+
+
+@pytest.mark.parametrize("name", ["query", "gallery", "bank_query", "bank_gallery"])
+def test_zero_embedding_rows_are_refused_with_the_file_and_row(emb_dir, name):
+    # a zero vector has no cosine similarity: a silent 0 against everything otherwise
+    path = next(p for p in emb_dir.iterdir() if p.stem == name)
+    x = load_user(emb_dir).__getattribute__(name).clone()
+    x[2] = 0
+    path.unlink()
+    np.save(emb_dir / f"{name}.npy", x.numpy())
+    with pytest.raises(
+        ValueError, match=rf"`{name}.npy` must be free of all-zero rows.*row 2\."
+    ):
+        load_user(emb_dir)

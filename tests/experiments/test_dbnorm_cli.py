@@ -121,3 +121,38 @@ def test_values_that_would_be_ignored_are_refused(emb_dir, sims_dir, capsys):
     # the defaults on the same folder run: what cannot apply is skipped, not refused
     rec = _records(capsys, "--data-dir", sims_dir, "--beta-query", 10)
     assert rec["is"]["param_beta_query"] == 10.0 and "dualis" not in rec
+
+
+def test_defaults_the_data_cannot_run_are_skipped_with_a_note(sims_dir, capsys):
+    # similarity matrices without a gallery bank: dualis etc. are left out, and said so
+    assert (
+        main(["dbnorm", "--data-dir", str(sims_dir), "--beta-query", "10", "--json"])
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert {r["method"] for r in json.loads(out)} >= {"none", "is"}
+    (note,) = err.strip().splitlines()
+    assert note.startswith("hubrepro dbnorm: note: skipped") and "dualis" in note
+    assert "no gallery bank" in note
+
+
+def test_out_follows_the_one_overwrite_rule(emb_dir, tmp_path, capsys, monkeypatch):
+    # an existing --out is refused before any work (it used to be overwritten silently)
+    from hubrepro.experiments import dbnorm
+
+    out = tmp_path / "table.csv"
+    out.write_text("an earlier result\n")
+    ran = []
+    monkeypatch.setattr(dbnorm, "run_many", lambda *a, **k: ran.append(1))
+    err = _refused(
+        capsys, "--data-dir", emb_dir, "--methods", "none", "is", "--out", out
+    )
+    assert "already exists; pass --overwrite" in err and not ran
+    assert out.read_text() == "an earlier result\n"
+    err = _refused(capsys, "--data-dir", emb_dir, "--out", tmp_path / "table.txt")
+    assert "must end in .csv" in err and not ran
+    monkeypatch.undo()
+    args = ["dbnorm", "--data-dir", str(emb_dir), "--methods", "none", "is", "--n-val", "20",
+            "--directions", "query_to_gallery", "--out", str(out), "--overwrite"]  # fmt: skip
+    assert main(args) == 0
+    assert set(pd.read_csv(out)["method"]) == {"none", "is"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import numpy as np
 import pytest
@@ -441,3 +442,182 @@ def test_documented_provenance_and_claims():
     assert "ranks exactly like" not in SinkhornNorm.__doc__
     # faithful DualDIS is the release with both D1 and D3 fixed
     assert "D1 and D3" in DualDIS.__doc__
+
+
+# ---------------------------------------------------------------- numbers that do not fit
+# every method but `none`, with its big-beta / log-scale options where it has them
+POSTHOC = ["is", "dis", "csls", "gc", "dualis", "dualdis", "sn", "dbsn", "nnn"]
+
+
+def _hyper(name, beta, scale):
+    takes = inspect.signature(METHODS[name]).parameters
+    hyper = dict(SMALL.get(name, {}))
+    hyper.update({b: beta for b in ("beta_query", "beta_gallery") if b in takes})
+    if "scale" in takes:
+        hyper["scale"] = scale
+    return hyper
+
+
+def _run(name, S, Pq, Pg, cross, **hyper):
+    return normalize(
+        name,
+        S,
+        bank_query_sims=Pq,
+        bank_gallery_sims=Pg,
+        bank_cross_sims=cross if name == "dbsn" else None,
+        **hyper,
+    )
+
+
+@pytest.mark.parametrize("name", POSTHOC)
+@pytest.mark.parametrize("beta", [1e-3, 1.0, 20.0, 1e5])
+@pytest.mark.parametrize("scale", ["similarity", "log"])
+def test_float16_inputs_give_the_float32_scores_or_a_refusal(
+    name, beta, scale, generator
+):
+    # the scores are computed in float32 and returned in float16: exactly the float32
+    # result rounded, or a one-line refusal when it does not fit -- never +-inf
+    half = [x.half() for x in _banks(generator, torch.float32)]
+    hyper = _hyper(name, beta, scale)
+    ref = _run(name, *(x.float() for x in half), **hyper)
+    if ref.abs().max() > torch.finfo(torch.float16).max:
+        with pytest.raises(ValueError, match=r"`scores` must be finite in float16"):
+            _run(name, *half, **hyper)
+        return
+    out = _run(name, *half, **hyper)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    assert torch.equal(out, ref.half())
+
+
+@pytest.mark.parametrize("name", ["is", "dis", "dualis", "dualdis", "sn", "dbsn"])
+def test_float16_log_scale_with_a_large_beta_is_refused(name, generator):
+    # beta S ~ 1e5 exceeds float16's 65504: it used to come back as +-inf, silently
+    half = [x.half() for x in _banks(generator, torch.float32)]
+    with pytest.raises(ValueError, match=r"float32 or float64.*scale='similarity'"):
+        _run(name, *half, **_hyper(name, 1e5, "log"))
+
+
+@pytest.mark.parametrize("name", POSTHOC)
+@pytest.mark.parametrize("scale", ["similarity", "log"])
+def test_float16_embeddings_give_the_float32_scores_or_a_refusal(
+    name, scale, generator
+):
+    emb = [_emb(generator, n, dtype=torch.float16) for n in (3, 7, 20, 11)]
+    hyper = _hyper(name, 1e5, scale)
+
+    def run(q, g, bq, bg):
+        return normalize_embeddings(name, q, g, bank_query=bq, bank_gallery=bg, **hyper)
+
+    ref = run(*(x.float() for x in emb))
+    if ref.abs().max() > torch.finfo(torch.float16).max:
+        with pytest.raises(ValueError, match=r"`scores` must be finite in float16"):
+            run(*emb)
+        return
+    out = run(*emb)
+    assert out.dtype == torch.float16 and torch.equal(out, ref.half())
+
+
+def test_gc_with_a_large_float16_bank_is_refused_not_minus_inf(generator):
+    # GC scores -rho C + S with rho up to the bank size: 40000 bank items overflow float16
+    S = torch.rand(3, 4, generator=generator).half()
+    P = torch.rand(40_000, 4, generator=generator).half() + 1  # every bank item beats S
+    assert _run("gc", S.float(), P.float(), None, None).min() < -65504
+    with pytest.raises(ValueError, match=r"`scores` must be finite in float16"):
+        normalize("gc", S, bank_query_sims=P)
+
+
+@pytest.mark.parametrize(
+    ("name", "bank"),
+    [(n, "query") for n in POSTHOC] + [("dualis", "gallery"), ("dualdis", "gallery")],
+)
+def test_minus_inf_in_a_bank_is_refused_by_every_method(name, bank, generator):
+    # -inf does not mean "masked out": it is refused like NaN and +inf, by every method
+    S, Pq, Pg, cross = _banks(generator)
+    bad = (Pq if bank == "query" else Pg).clone()
+    bad[4, 1] = -math.inf
+    banks = (bad, Pg) if bank == "query" else (Pq, bad)
+    with pytest.raises(
+        ValueError,
+        match=rf"`bank_{bank}_sims` must be finite .*index \(4, 1\) \(-inf\)",
+    ):
+        _run(name, S, *banks, cross, **SMALL.get(name, {}))
+
+
+def test_minus_inf_in_dbsn_cross_matrix_and_in_embeddings(generator):
+    S, Pq, Pg, cross = _banks(generator)
+    cross[2, 3] = -math.inf
+    with pytest.raises(
+        ValueError, match=r"`bank_cross_sims` must be finite .*\(2, 3\)"
+    ):
+        _run("dbsn", S, Pq, Pg, cross)
+    q, g, bq = (_emb(generator, n) for n in (3, 7, 12))
+    bq[5, 0] = -math.inf
+    for name in POSTHOC:
+        with pytest.raises(ValueError, match=r"`bank_query` must be finite .*\(5, 0\)"):
+            normalize_embeddings(
+                name, q, g, bank_query=bq, bank_gallery=g, metric="dot",
+                **SMALL.get(name, {}),
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", POSTHOC)
+def test_zero_embedding_rows_are_refused_under_cosine(name, generator):
+    q, g, bq, bg = (_emb(generator, n) for n in (4, 7, 20, 11))
+    kw = {"bank_query": bq, "bank_gallery": bg, **SMALL.get(name, {})}
+    for what, x, row in (("query", q, 2), ("gallery", g, 5), ("bank_query", bq, 13)):
+        x = x.clone()
+        x[row] = 0
+        args = {
+            "query": x if what == "query" else q,
+            "gallery": x if what == "gallery" else g,
+        }
+        kwargs = {**kw, "bank_query": x} if what == "bank_query" else kw
+        with pytest.raises(
+            ValueError, match=rf"`{what}` must be free of all-zero rows.*row {row}"
+        ):
+            normalize_embeddings(name, args["query"], args["gallery"], **kwargs)
+        # a zero vector is a valid input to the dot product
+        out = normalize_embeddings(
+            name, args["query"], args["gallery"], metric="dot", **kwargs
+        )
+        assert torch.isfinite(out).all()
+
+
+def test_zero_rows_of_a_memory_mapped_bank_are_refused(generator, tmp_path):
+    from hubrepro.io import open_rows
+
+    q, g, bq = (_emb(generator, n, dtype=torch.float32) for n in (4, 7, 50))
+    bq[37] = 0
+    np.save(tmp_path / "bq.npy", bq.numpy())
+    with pytest.raises(
+        ValueError, match=r"`bank_query` must be free of all-zero rows.*row 37"
+    ):
+        normalize_embeddings(
+            "is", q, g, bank_query=open_rows(tmp_path / "bq.npy"), chunk_size=8
+        )
+
+
+def test_dot_products_that_would_overflow_the_bank_dtype_are_refused():
+    # float16 products: 300 * 300 * 8 = 720000 > 65504. One bank row overflows to -inf
+    # while the other stays finite, which the statistics alone would not notice.
+    g = torch.full((2, 8), 300.0)
+    bank = torch.stack([torch.full((8,), -300.0), torch.full((8,), 0.1)])
+    with pytest.raises(ValueError, match=r"`bank_query` must be small enough.*float16"):
+        normalize_embeddings(
+            "is", g, g, bank_query=bank, metric="dot", bank_dtype=torch.float16
+        )
+
+
+@pytest.mark.parametrize("direction", ["query_to_gallery", "gallery_to_query"])
+def test_a_bank_of_the_wrong_width_is_blamed_not_sims(direction, generator):
+    S, Pq, Pg, _ = _banks(generator)  # S is 5 x 7
+    width = 7 if direction == "query_to_gallery" else 5
+    with pytest.raises(
+        ValueError, match=rf"`bank_query_sims` must be of width {width}"
+    ):
+        normalize("is", S, bank_query_sims=Pq[:, :6], direction=direction)
+    with pytest.raises(
+        ValueError, match=rf"`bank_gallery_sims` must be of width {width}"
+    ):
+        normalize("dualis", S, bank_query_sims=Pq[:, :width], bank_gallery_sims=Pg[:, :3],
+                  direction=direction)  # fmt: skip

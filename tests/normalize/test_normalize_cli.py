@@ -192,7 +192,7 @@ def test_bfloat16_bank_products_from_the_cli(files):
         ),
         (
             ["is", "--sims", "{S}", "--query-bank-sims", "{G}"],
-            "`sims` must be of width 8",
+            "`bank_query_sims` must be of width 7 (the gallery items of `sims`)",
         ),
         (
             ["dis", "--sims", "{S}", "--query-bank-sims", "{PQ}", "--k", "8"],

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from hubrepro.cli import device_arg
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``data`` on the top-level sub-command parser."""
@@ -48,7 +50,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="embeddings cache (default $HUBREPRO_CACHE or ~/.cache/hubrepro)",
     )
     b.add_argument(
-        "--device", default="cpu", help="where the text encoder runs (cpu, cuda, auto)"
+        "--device",
+        default="cpu",
+        type=device_arg,
+        help="where the text encoder runs (cpu, cuda, auto)",
     )
     sub.add_parser("verify", help="check the shipped data against its checksums")
     c = sub.add_parser(
@@ -75,7 +80,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="write the test split or the bank",
     )
     c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    c.add_argument(
+        "--device", default="auto", type=device_arg, help="cpu, cuda or auto"
+    )
     c.add_argument(
         "--overwrite", action="store_true", help="replace existing output files"
     )

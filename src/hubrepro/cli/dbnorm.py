@@ -19,6 +19,9 @@ given on the command line is used as given and never tuned. An option that could
 take effect (a grid next to a fixed value, a validation size on similarity matrices, a
 hyperparameter no selected method uses, a method or direction the data cannot run) is
 refused with a one-line error instead of being ignored.
+
+The CSV is written atomically, and an existing ``--out`` is refused before the run
+unless ``--overwrite`` is given (the rule of every command).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import json
 import sys
 from typing import Any
 
+from hubrepro.cli import device_arg
 from hubrepro.experiments import dbnorm
+from hubrepro.io import atomic_write, check_out
 
 _DEFAULTS = dbnorm.DBNormConfig()
 
@@ -111,8 +116,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"activation-set size of DIS / DualDIS (default {_DEFAULTS.k})",
     )
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or auto")
     p.add_argument("--out", default=None, help="write the tidy table as CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument(
         "--json", action="store_true", help="print JSON records instead of a table"
     )
@@ -185,6 +191,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the sub-command; ``ValueError``/``TypeError`` become one-line errors upstream."""
     methods = tuple(args.methods) if args.methods is not None else _DEFAULTS.methods
     _check_options(args, methods)
+    if args.out:  # refused before the work, not after it
+        check_out(args.out, overwrite=args.overwrite, suffixes=(".csv",), name="--out",
+                  func="dbnorm")  # fmt: skip
     given = {
         name: getattr(args, name)
         for name in ("beta_query", "beta_gallery", "n_val", "k")
@@ -210,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         )
     result = dbnorm.run_many(datasets, cfg)
     if args.out:
-        result.table.to_csv(args.out, index=False)
+        csv = result.table.to_csv(index=False).encode("utf-8")
+        atomic_write(args.out, lambda fh: fh.write(csv), overwrite=args.overwrite)
     if args.json:
         json.dump(
             result.table.to_dict(orient="records"), sys.stdout, indent=1, default=str

@@ -139,12 +139,10 @@ def run(args: argparse.Namespace) -> int:
         path = idx.save(args.out, overwrite=args.overwrite)
         print(f"hubrepro index build: wrote {idx!r} to {path}")
         return 0
-    if args.out.suffix.lower() != ".npz":
-        raise ValueError(f"--out must end in .npz; got {args.out.name!r}.")
-    if args.out.exists() and not args.overwrite:
-        raise FileExistsError(
-            f"--out {str(args.out)!r} already exists; pass --overwrite to replace it."
-        )
+    from hubrepro.io import check_out
+
+    check_out(args.out, overwrite=args.overwrite, suffixes=(".npz",), name="--out",
+              func="index search")  # fmt: skip
     idx = load_index(args.index)
     scores, ids = idx.search(
         load_array(args.queries),

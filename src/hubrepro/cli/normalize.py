@@ -46,7 +46,8 @@ from pathlib import Path
 import torch
 
 from hubrepro._compat import resolve_device
-from hubrepro.io import MappedRows, load_array, open_rows, save_array
+from hubrepro.cli import device_arg
+from hubrepro.io import MappedRows, check_out, load_array, open_rows, save_array
 from hubrepro.normalize import (
     DIRECTIONS,
     METHODS,
@@ -153,7 +154,12 @@ def _add_method_parser(sub, name: str) -> argparse.ArgumentParser:
     _add_hyper(p)
     o = p.add_argument_group("execution and output")
     o.add_argument("--direction", choices=list(DIRECTIONS), default="query_to_gallery")
-    o.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    o.add_argument(
+        "--device",
+        default="cpu",
+        type=device_arg,
+        help="cpu, cuda or auto (default cpu)",
+    )
     o.add_argument(
         "--dtype",
         choices=list(_DTYPES),
@@ -255,7 +261,12 @@ def _add_fit_parser(sub) -> argparse.ArgumentParser:
     )
     _add_hyper(p)
     o = p.add_argument_group("execution and output")
-    o.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    o.add_argument(
+        "--device",
+        default="cpu",
+        type=device_arg,
+        help="cpu, cuda or auto (default cpu)",
+    )
     o.add_argument(
         "--dtype",
         choices=list(_DTYPES),
@@ -309,7 +320,12 @@ def _add_apply_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="the embeddings already have unit norm: cosine skips re-normalising them",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        type=device_arg,
+        help="cpu, cuda or auto (default cpu)",
+    )
     p.add_argument("--chunk-size", type=int, default=4096, help="query rows per chunk")
     p.add_argument(
         "--out", type=Path, required=True, help="output file (.npy, .pt, .safetensors)"
@@ -356,11 +372,17 @@ def _is_npy(path: Path) -> bool:
         return False
 
 
-def _check_out(path: Path, overwrite: bool, flag: str = "--out") -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{flag} {str(path)!r} already exists; pass --overwrite to replace it."
-        )
+_ARRAY_SUFFIXES = (".npy", ".pt", ".pth", ".safetensors")
+
+
+def _check_out(
+    path: Path,
+    overwrite: bool,
+    flag: str = "--out",
+    suffixes: tuple[str, ...] = _ARRAY_SUFFIXES,
+) -> None:
+    """Refuse an unusable output path before any work (the rule of :func:`hubrepro.io.check_out`)."""
+    check_out(path, overwrite=overwrite, suffixes=suffixes, name=flag, func="normalize")
 
 
 def _hyper(args: argparse.Namespace) -> dict:
@@ -455,9 +477,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         shard_range,
     )
 
-    if args.save.suffix.lower() != ".safetensors":
-        raise ValueError(f"--save must end in .safetensors; got {args.save.name!r}.")
-    _check_out(args.save, args.overwrite, "--save")
+    _check_out(args.save, args.overwrite, "--save", (".safetensors",))
     est = make_normalizer(args.method, **_hyper(args))
     from_sims = any(
         getattr(args, f) is not None

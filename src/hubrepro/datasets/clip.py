@@ -16,7 +16,9 @@ Book: :ref:`sec-data`.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import torch
 
 from hubrepro._compat import ensure_torchvision, resolve_device
 from hubrepro._validation import check_choice, check_int, fail
-from hubrepro.io import save_array
+from hubrepro.io import atomic_write, save_array
 
 from .embed import num_threads
 
@@ -55,6 +57,15 @@ def read_captions(path: str | Path) -> list[tuple[str, str]]:
             repr(str(p)),
             exc=FileNotFoundError,
         )
+    try:
+        return _read_captions(p, func)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{func}: {str(p)!r} must be UTF-8 text ({err}); save the captions file as UTF-8."
+        ) from None
+
+
+def _read_captions(p: Path, func: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     suffix = p.suffix.lower()
     if suffix == ".csv":
@@ -146,13 +157,22 @@ def load_clip(
             repr(model),
         )
     dev = resolve_device(device)
+    with w.open("rb"):
+        pass  # an unreadable file is reported as such, before open_clip sees it
     try:
         net, _, preprocess = open_clip.create_model_and_transforms(
             model, pretrained=str(w), device=dev
         )
     except RuntimeError as err:
         raise ValueError(
-            f"{func}: `weights` {w.name!r} do not fit model {model!r}: {str(err)[:500]}"
+            f"{func}: `weights` {str(w)!r} do not fit model {model!r}: "
+            f"{' '.join(str(err)[:500].split())}"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - a corrupt or foreign checkpoint
+        raise ValueError(
+            f"{func}: `weights` {str(w)!r} could not be read as an open_clip checkpoint "
+            f"of {model!r} ({type(err).__name__}: {' '.join(str(err)[:300].split())}); "
+            "pass the state dict saved by open_clip (or torch.save(model.state_dict()))."
         ) from err
     net.eval()
     return net, preprocess, open_clip.get_tokenizer(model)
@@ -241,7 +261,11 @@ def embed_clip(
         f"{prefix}query_to_gallery": out / f"{prefix}query_to_gallery.npy",
         f"{prefix}items": out / f"{prefix}items.csv",
     }
-    existing = [p.name for p in targets.values() if p.exists()]
+    if out.exists() and not out.is_dir():
+        fail(func, "out_dir", "a folder (or a path to create)", f"the file {str(out)!r}",
+             exc=FileExistsError)  # fmt: skip
+    meta = _read_yml(out)  # a broken dataset.yml is refused before the encoding
+    existing = [p.name for p in targets.values() if os.path.lexists(p)]
     if existing and not overwrite:
         fail(
             func,
@@ -267,27 +291,37 @@ def embed_clip(
         txt_emb = _encode_texts(
             net, tokenizer, [c for _, c in rows], batch_size, dev, progress
         )
-    out.mkdir(parents=True, exist_ok=True)
-    save_array(txt_emb, targets[f"{prefix}query"], overwrite=True)
-    save_array(img_emb, targets[f"{prefix}gallery"], overwrite=True)
-    save_array(q2g, targets[f"{prefix}query_to_gallery"], overwrite=True)
-    with targets[f"{prefix}items"].open("w", newline="", encoding="utf-8") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(["query_index", "gallery_index", "image", "caption"])
-        for i, (img, cap) in enumerate(rows):
-            wr.writerow([i, pos[img], img, cap])
-    targets["dataset.yml"] = _write_yml(out, model, Path(weights))
+    # every file is written atomically; existing ones were refused above without overwrite
+    save_array(txt_emb, targets[f"{prefix}query"], overwrite=overwrite)
+    save_array(img_emb, targets[f"{prefix}gallery"], overwrite=overwrite)
+    save_array(q2g, targets[f"{prefix}query_to_gallery"], overwrite=overwrite)
+    text = io.StringIO(newline="")
+    wr = csv.writer(text)
+    wr.writerow(["query_index", "gallery_index", "image", "caption"])
+    for i, (img, cap) in enumerate(rows):
+        wr.writerow([i, pos[img], img, cap])
+    items = text.getvalue().encode("utf-8")
+    atomic_write(
+        targets[f"{prefix}items"], lambda fh: fh.write(items), overwrite=overwrite
+    )
+    targets["dataset.yml"] = _write_yml(out, model, Path(weights), meta)
     return targets
 
 
-def _write_yml(out: Path, model: str, weights: Path) -> Path:
+def _read_yml(out: Path) -> dict[str, Any]:
+    """The existing ``dataset.yml`` of ``out`` (merged, not replaced), checked before the work."""
+    from .user import read_dataset_yml
+
+    return read_dataset_yml(out) if out.is_dir() else {}
+
+
+def _write_yml(out: Path, model: str, weights: Path, meta: dict[str, Any]) -> Path:
     import yaml
 
     from hubrepro.reporting import sha256_file
 
     p = out / "dataset.yml"
-    meta = yaml.safe_load(p.read_text()) if p.is_file() else {}
-    meta = meta if isinstance(meta, dict) else {}
+    meta = dict(meta)
     meta.update(
         {
             "name": meta.get("name", out.name),
@@ -302,8 +336,8 @@ def _write_yml(out: Path, model: str, weights: Path) -> Path:
             },
         }
     )
-    p.write_text(yaml.safe_dump(meta, sort_keys=True))
-    return p
+    text = yaml.safe_dump(meta, sort_keys=True).encode("utf-8")
+    return atomic_write(p, lambda fh: fh.write(text), overwrite=True)
 
 
 @torch.inference_mode()

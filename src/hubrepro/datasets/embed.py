@@ -6,8 +6,8 @@ embeds a list of texts, L2-normalised, and caches each embedding in its own file
 keyed by the SHA-256 of (model id, text): a subset embeds only what it needs, a later
 full run reuses it, and the data version does not need to be part of the key (the
 same text always has the same embedding). Every file is written atomically
-(temporary file, then ``os.replace``), so an interrupted run never leaves a
-corrupt entry.
+(:func:`hubrepro.io.atomic_write`), so an interrupted run never leaves a corrupt
+entry.
 
 On the project's shared 2-core machines the encoder runs 4-7x faster on one thread
 than on two; :func:`num_threads` sets and restores ``torch.set_num_threads``.
@@ -29,6 +29,7 @@ import torch
 
 from hubrepro._compat import ensure_torchvision, resolve_device
 from hubrepro._validation import check_int, fail
+from hubrepro.io import atomic_write
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -118,10 +119,8 @@ def _entry(root: Path, model: str, text: str) -> Path:
 
 
 def _save_atomic(path: Path, vec: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, vec)
-    os.replace(tmp, path)
+    # another process may have written the same entry meanwhile: same text, same bytes
+    atomic_write(path, lambda fh: np.save(fh, vec), overwrite=True)
 
 
 def _load_entry(path: Path) -> np.ndarray | None:

@@ -26,7 +26,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import platform
 import re
 import sysconfig
@@ -253,7 +252,7 @@ def write_pairs(
     """Write ``pairs`` as byte-reproducible gzipped JSON lines; return a manifest entry.
 
     The gzip header carries no timestamp or file name, so equal pairs give equal bytes
-    (and an equal SHA-256). The write is atomic (temporary file, then rename).
+    (and an equal SHA-256). The write is atomic (:func:`hubrepro.io.atomic_write`).
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -276,10 +275,9 @@ def write_pairs(
                 )
             )
     data = buf.getvalue()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, p)
+    from hubrepro.io import atomic_write
+
+    atomic_write(p, lambda fh: fh.write(data), overwrite=overwrite)
     return {
         "file": p.name,
         "version": DATA_VERSION,

@@ -28,12 +28,12 @@ Book: :ref:`sec-data`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import torch
 
-from hubrepro._validation import check_choice, fail
+from hubrepro._validation import check_choice, check_nonzero_rows, fail
 from hubrepro.io import load_array
 
 from ._base import SCALES, PairedData, SimilarityData
@@ -90,9 +90,11 @@ def read_dataset_yml(data_dir: str | Path) -> dict[str, Any]:
     if not p.is_file():
         return {}
     try:
-        meta = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"load_user: {p} is not valid YAML: {err}") from err
+        meta = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"load_user: {p} is not valid YAML: {' '.join(str(err).split())}"
+        ) from err
     if not isinstance(meta, dict):
         fail(
             "load_user",
@@ -219,7 +221,26 @@ def load_user(
             "'cosine' for embeddings (similarities are computed here)",
             repr(scale),
         )
-    return PairedData(name=str(meta.get("name", "user")), meta=base_meta, **arrays)
+    data = PairedData(name=str(meta.get("name", "user")), meta=base_meta, **arrays)
+    for name in ("query", "gallery", "bank_query", "bank_gallery"):
+        if arrays[name] is not None:  # shapes and dtypes were checked by PairedData
+            check_nonzero_rows(getattr(data, name), _find(d, name).name, func,
+                               hint="Drop or re-embed those rows.")  # fmt: skip
+    return data
+
+
+def _inside(d: Path, name: Any, what: str) -> Path:
+    """``d / name`` for a relative ``name`` that stays inside ``d`` (files named in dataset.yml)."""
+    rel = PurePath(str(name))
+    if not isinstance(name, str) or not name or rel.is_absolute() or ".." in rel.parts:
+        fail(
+            "load_user",
+            f"dataset.yml {what}",
+            "a file name relative to data_dir, inside it",
+            repr(name),
+            "dataset.yml may only name files in its own folder: move or link the file there.",
+        )
+    return d / rel
 
 
 def _load_qbnorm(
@@ -249,7 +270,7 @@ def _load_qbnorm(
         )
     arrays: dict[str, Any] = {}
     for key, name in files.items():
-        p = d / str(name)
+        p = _inside(d, name, f"files.{key}")
         if not p.is_file():
             fail(
                 func,

@@ -14,6 +14,14 @@ method's ranking. Softmax-type methods return, by default, the rank-equivalent
 score on the scale of ``sims`` (``scale="similarity"``); ``scale="log"``
 returns the log of the method's product of softmaxes.
 
+Inputs and numbers: every similarity, bank similarity and embedding must be finite;
+NaN, :math:`+\infty` and :math:`-\infty` are refused with the position of the first
+(:math:`-\infty` does not mean "masked out": drop the bank row instead). Under the
+cosine metric a zero embedding row (no direction) is refused. Scores are computed in
+float32 (float64 for float64 inputs) and returned in the input's dtype; one that does
+not fit it (float16 holds :math:`|x|\le 65504`, e.g. ``scale="log"`` with a large
+:math:`\beta S`) is refused rather than returned as :math:`\pm\infty`.
+
 Book: :ref:`sec-normalisation`.
 """
 
@@ -30,8 +38,9 @@ from ._base import (
     METRICS,
     BaseNormalizer,
     NotFittedError,
-    _l2,
     acc_dtype,
+    check_scores_fit,
+    unit_rows,
 )
 from .csls import CSLS
 from .dual import DualDIS, DualIS
@@ -175,6 +184,13 @@ def normalize(
     extra = {"bank_cross_sims": bank_cross_sims} if bank_cross_sims is not None else {}
     if direction == "gallery_to_query":
         s = s.T
+    side = "gallery items" if direction == "query_to_gallery" else "queries"
+    for name, bank in (("bank_query_sims", bank_query_sims),
+                       ("bank_gallery_sims", bank_gallery_sims)):  # fmt: skip
+        shape = tuple(getattr(bank, "shape", ()))
+        if len(shape) == 2 and shape[1] != s.shape[1]:  # the bank, not `sims`, is off
+            fail(func, name, f"of width {s.shape[1]} (the {side} of `sims`)",
+                 f"shape {shape}")  # fmt: skip
     est.fit(bank_query_sims, bank_gallery_sims, **extra)
     out = est.transform(s)
     return out.T.contiguous() if direction == "gallery_to_query" else out
@@ -335,11 +351,15 @@ def transform_embeddings(
     gn = g.to(device=q.device, dtype=dt)
     cosine = metric == "cosine" and not unit_norm
     if cosine:
-        gn = _l2(gn)
+        gn = unit_rows(gn, "gallery", func)
     out = torch.empty(q.shape[0], g.shape[0], dtype=q.dtype, device=q.device)
     for a in range(0, q.shape[0], chunk_size):
         qa = q[a : a + chunk_size].to(dt)
         if cosine:
-            qa = _l2(qa)
-        out[a : a + qa.shape[0]] = est.transform(qa @ gn.T)
+            qa = unit_rows(qa, "query", func, a)
+        block = est.transform(qa @ gn.T)
+        # computed in float32, returned in the query's dtype: it must fit
+        if block.dtype != out.dtype:
+            check_scores_fit(block, out.dtype, func, est._fit_hint())
+        out[a : a + qa.shape[0]] = block
     return out

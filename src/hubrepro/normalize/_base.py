@@ -36,6 +36,7 @@ from hubrepro._validation import (
     check_choice,
     check_int,
     check_matrix,
+    check_nonzero_rows,
     check_positive,
     fail,
 )
@@ -80,6 +81,55 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
+def unit_rows(x: torch.Tensor, name: str, func: str, offset: int = 0) -> torch.Tensor:
+    """Rows scaled to unit norm for the cosine metric; a zero row (no direction) is refused."""
+    norm = x.norm(dim=1, keepdim=True)
+    if x.numel() and not bool(norm.amin() > 0):
+        check_nonzero_rows(x, name, func, offset=offset)
+    return x / norm.clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def check_embedding_rows(
+    x: torch.Tensor, name: str, func: str, offset: int = 0
+) -> float:
+    """Refuse non-finite embedding rows (position reported); return the largest ``|x|``."""
+    big = float(x.abs().amax()) if x.numel() else 0.0
+    if not math.isfinite(big):
+        i, j = (int(v) for v in (~torch.isfinite(x)).nonzero()[0])
+        fail(func, name, "finite (no NaN or infinity)",
+             f"{x[i, j].item()} at index {(offset + i, j)}",
+             "Drop or repair those rows before calling.")  # fmt: skip
+    return big
+
+
+def check_scores_fit(
+    out: torch.Tensor, dtype: torch.dtype, func: str, hint: str = ""
+) -> None:
+    """Refuse scores that are not finite, or that do not fit ``dtype`` (the dtype returned).
+
+    The scores are computed in float32 (float64 for float64 input) and returned in
+    the dtype of ``sims``: a float16 result holds ``|score| <= 65504`` only, so a
+    large :math:`\\beta S` on the log scale is refused instead of becoming
+    :math:`\\pm\\infty`.
+    """
+    if out.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(out))
+    limit = torch.finfo(dtype).max
+    if math.isfinite(lo) and math.isfinite(hi) and max(-lo, hi) <= limit:
+        return
+    fail(
+        func,
+        "scores",
+        f"finite in {str(dtype).replace('torch.', '')} (|score| <= {limit:.6g})",
+        f"scores from {lo:.4g} to {hi:.4g}",
+        "Pass `sims` (or the embeddings) as float32 or float64: scores are computed in "
+        "float32 and returned in the input's dtype"
+        + (f"; {hint}" if hint else "")
+        + ".",
+    )
+
+
 class BankSource:
     """Row chunks of a bank x gallery matrix, from a matrix or from embeddings.
 
@@ -105,6 +155,10 @@ class BankSource:
     reducer : object, optional
         Combines the statistics of this process's shard with the other processes'
         (:mod:`hubrepro.normalize.distributed`); ``None`` for one process.
+    name, func : str
+        How the bank and the caller are named in error messages. Bank embeddings are
+        checked chunk by chunk as they are read: non-finite values, zero rows under
+        the cosine metric and dot products that could overflow are refused.
 
     Attributes
     ----------
@@ -126,7 +180,10 @@ class BankSource:
         dtype: torch.dtype = torch.float32,
         unit_norm: bool = False,
         reducer: Any = None,
+        name: str = "bank",
+        func: str = "fit_embeddings",
     ) -> None:
+        self.name, self.func = name, func
         self.matrix = matrix
         self.unit_norm = unit_norm
         self.reducer = reducer
@@ -141,7 +198,11 @@ class BankSource:
             )  # private: callers validated
             g = gallery.to(dtype)
             if metric == "cosine" and not unit_norm:
-                g = _l2(g)
+                g = unit_rows(g, "gallery", func)
+            # |x . g| <= |x|max |g|max d: a bank chunk whose bound exceeds this may overflow
+            self._dot_limit = torch.finfo(bank_dtype or dtype).max / max(
+                1.0, float(g.abs().amax()) * g.shape[1] if g.numel() else 1.0
+            )
             self._gallery_t = g.to(bank_dtype or dtype).T.contiguous()
             self.n_bank, self.n_gallery = bank.shape[0], gallery.shape[0]
             self.device = gallery.device
@@ -172,8 +233,14 @@ class BankSource:
                 yield a, self.matrix[a:b].to(self.dtype)
                 continue
             x = self._rows(a, b)
+            big = check_embedding_rows(x, self.name, self.func, a)
             if self.metric == "cosine" and not self.unit_norm:
-                x = _l2(x)
+                x = unit_rows(x, self.name, self.func, a)
+            elif big > self._dot_limit:
+                fail(self.func, self.name, "small enough that its dot products with the "
+                     f"gallery fit {self.bank_dtype or self.dtype}",
+                     f"entries up to {big:.3g} in rows [{a}, {b})",
+                     "Rescale the embeddings or use metric='cosine'.")  # fmt: skip
             x = x.to(self.bank_dtype or self.dtype)
             if x.dtype != self.dtype:
                 yield a, (x @ self._gallery_t).to(self.dtype)
@@ -491,6 +558,8 @@ class BaseNormalizer:
                 dtype=acc_dtype(g.dtype),
                 unit_norm=unit_norm,
                 reducer=red,
+                name=name,
+                func=func,
             )
         self._fit_common(
             sources,
@@ -502,7 +571,7 @@ class BaseNormalizer:
 
         self.gallery_sha256_ = array_sha256(g)
         self.metric_ = metric
-        self._verify_finite(func, {f"bank_{b}": src.bank for b, src in sources.items()})
+        self._verify_finite(func, {})  # the bank rows were checked as they were read
         return self
 
     def save(self, path: Any, *, gallery: Any = None, overwrite: bool = False) -> Any:
@@ -512,30 +581,29 @@ class BaseNormalizer:
         return save_normalizer(self, path, gallery=gallery, overwrite=overwrite)
 
     def _verify_finite(self, func: str, inputs: dict[str, torch.Tensor]) -> None:
-        """Refuse non-finite banks, found through the fitted statistics.
+        """Refuse non-finite bank similarity matrices, found through the fitted statistics.
 
-        A NaN or infinite bank value makes the log-sum-exp, top-k mean or sorted
-        bank of its column non-finite, so the banks are scanned (for the exact
-        position, in the usual error template) only when a statistic is.
+        NaN and :math:`+\\infty` make the log-sum-exp, top-k mean or sorted bank of
+        their column non-finite, so the banks are scanned (for the exact position, in
+        the usual error template) only when a statistic is. :math:`-\\infty` can hide
+        (:math:`e^{-\\infty}=0` in a partition sum, never in a top-k), so each matrix's
+        minimum is checked too: every method refuses it, as it refuses NaN and
+        :math:`+\\infty` (it does not mean "masked out"). Bank embeddings are checked
+        chunk by chunk as they are read (:class:`BankSource`).
         """
         stats = [
             v
             for k, v in vars(self).items()
             if k.endswith("_") and isinstance(v, torch.Tensor) and v.is_floating_point()
         ]
-        if all(bool(torch.isfinite(v).all()) for v in stats):
+        finite = all(bool(torch.isfinite(v).all()) for v in stats)
+        hidden = [
+            t for t in inputs.values() if t.numel() and float(t.amin()) == -math.inf
+        ]
+        if finite and not hidden:
             return
         self.fitted_ = False
         for name, t in inputs.items():
-            if isinstance(t, MappedRows):
-                for a, rows in t.iter_rows(DEFAULT_CHUNK_SIZE):
-                    bad = (~torch.isfinite(rows)).nonzero()
-                    if len(bad):
-                        i, j = (int(v) for v in bad[0])
-                        fail(func, name, "finite (no NaN or infinity)",
-                             f"{rows[i, j].item()} at index {(a + i, j)}",
-                             "Drop or repair those rows before calling.")  # fmt: skip
-                continue
             check_matrix(t, name, func, allow_empty=True)
         fail(
             func,
@@ -598,7 +666,12 @@ class BaseNormalizer:
         -------
         Tensor of shape (n_query, n_gallery)
             A new tensor with the dtype and device of ``sims``; each row's ranking
-            is the method's ranking.
+            is the method's ranking. The scores are finite for any :math:`\\beta S`:
+            they are computed in float32 (float64 for float64 ``sims``), and a score
+            that does not fit the dtype of ``sims`` (float16 holds
+            :math:`|x|\\le 65504`: e.g. ``scale="log"`` with a large
+            :math:`\\beta S`) raises ``ValueError`` instead of becoming
+            :math:`\\pm\\infty`.
         """
         func = f"{type(self).__name__}.transform"
         if not getattr(self, "fitted_", False):
@@ -616,7 +689,14 @@ class BaseNormalizer:
             )
         self._check_transform(s, func)
         out = self._transform(s.to(acc_dtype(s.dtype)))
+        check_scores_fit(out, s.dtype, func, self._fit_hint())
         return out.to(dtype=s.dtype, device=s.device)
+
+    def _fit_hint(self) -> str:
+        """What else to try when the scores do not fit (the log scale grows with beta)."""
+        return (
+            "or use scale='similarity'" if getattr(self, "scale", None) == "log" else ""
+        )
 
     def _check_transform(self, s: torch.Tensor, func: str) -> None:
         pass

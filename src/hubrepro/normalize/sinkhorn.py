@@ -28,7 +28,13 @@ from collections.abc import Iterator
 
 import torch
 
-from hubrepro._validation import check_int, check_matrix, check_positive, fail
+from hubrepro._validation import (
+    check_int,
+    check_matrix,
+    check_nonzero_rows,
+    check_positive,
+    fail,
+)
 from hubrepro.io import MappedRows
 
 from ._base import (
@@ -302,6 +308,8 @@ class DBSN(SinkhornNorm):
                     f"of dimension {g.shape[1]} (the gallery's)",
                     f"shape {tuple(bg.shape)}",
                 )
+            if metric == "cosine" and not unit_norm:
+                check_nonzero_rows(bg, "bank_gallery", func)
             targets = torch.cat(
                 [g.to(src.dtype), bg.to(device=g.device, dtype=src.dtype)], dim=0
             )
@@ -314,6 +322,8 @@ class DBSN(SinkhornNorm):
                 dtype=src.dtype,
                 unit_norm=unit_norm,
                 reducer=src.reducer,
+                name="bank_query",
+                func=func,
             )
         else:
             cross = extra.get("bank_cross_sims")
