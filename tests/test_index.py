@@ -231,6 +231,59 @@ def test_save_load_and_cli_round_trip(data, tmp_path):
     assert not (tmp_path / "I2").exists()
 
 
+def test_build_refuses_non_finite_and_zero_rows_naming_the_row(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    gal = _grid(40, gen)
+    gal[gal.abs().sum(dim=1) == 0] = 0.125  # no accidental zero rows
+    bad = gal.clone()
+    bad[17, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"index \(?17"):
+        build_index(bad, metric="dot")
+    zero = gal.clone()
+    zero[5] = 0
+    with pytest.raises(ValueError, match="index 5"):
+        build_index(zero, metric="cosine")
+    build_index(zero, metric="dot")  # a zero row is a valid dot-product item
+    np.save(tmp_path / "g.npy", bad.numpy())  # the CLI memory-maps .npy galleries
+    proc = subprocess.run(
+        [sys.executable, "-m", "hubrepro", "index", "build", "--gallery", "g.npy",
+         "--metric", "dot", "--out", "IDX"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "index 17" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "IDX").exists()
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_overwriting_an_index_replaces_it_whole(data, tmp_path, monkeypatch, exchange):
+    import hubrepro.index as hindex
+
+    if not exchange:  # a system without renameat2: the two-rename fallback
+        monkeypatch.setattr(hindex, "_exchange", lambda a, b: False)
+    gal, _, _, q = data
+    first = build_index(gal, metric="dot").save(tmp_path / "idx")
+    est = _fit("is", {"beta_query": 5.0}, data)
+    build_index(gal, est, metric="dot").save(first, overwrite=True)
+    again = load_index(first)
+    assert torch.equal(again.search(q, k=5)[1], _brute_topk(est, q, gal, 5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # nothing left over
+
+
+def test_load_names_a_damaged_index_and_an_interrupted_save(data, tmp_path):
+    gal = data[0]
+    path = build_index(gal, metric="dot").save(tmp_path / "idx")
+    (path / "index.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(ValueError, match=r"index\.faiss.*not a readable FAISS index"):
+        load_index(path)
+    # a save killed between its two renames (no atomic exchange) leaves the old index
+    # aside; loading says where it is
+    aside = tmp_path / ".idx.old.abc123"
+    aside.mkdir()
+    path.rename(aside / "idx")
+    with pytest.raises(FileNotFoundError, match=r"previous index is at .*\.idx\.old"):
+        load_index(path)
+
+
 @pytest.mark.gpu
 def test_gpu_faiss_search_equals_cpu(data):
     if not torch.cuda.is_available() or faiss.get_num_gpus() == 0:

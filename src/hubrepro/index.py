@@ -416,7 +416,14 @@ class HubnessIndex:
             for f in tmp.iterdir():
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
-            if p.exists():
+            if p.exists() and _exchange(tmp, p):
+                # the new folder took the old one's place in one step; ``tmp`` now
+                # holds the old index
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif p.exists():
+                # no atomic exchange here: the old index is moved aside first, so a
+                # kill between the two renames leaves it in ``.NAME.old.*`` (named by
+                # load_index's error)
                 old = Path(tempfile.mkdtemp(prefix=f".{p.name}.old.", dir=p.parent))
                 os.replace(p, old / p.name)
                 os.replace(tmp, p)
@@ -427,6 +434,34 @@ class HubnessIndex:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return p
+
+
+def _check_gallery_rows(x: torch.Tensor, start: int, metric: str, func: str) -> None:
+    """Refuse non-finite rows, and zero rows under cosine, naming the first bad row."""
+    bad = ~torch.isfinite(x).all(dim=1)
+    what = "finite values"
+    if metric == "cosine" and not bad.any():
+        bad = x.abs().amax(dim=1) == 0
+        what = "rows of non-zero norm (cosine)"
+    if bad.any():
+        row = start + int(bad.nonzero()[0, 0])
+        fail(func, "gallery", what, f"a bad row at index {row}",
+             "Drop or fix that item before building the index.")  # fmt: skip
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
 
 
 def _stat_dtype(est) -> torch.dtype:
@@ -605,6 +640,7 @@ def build_index(
             gallery.release(a, b)
         else:
             x = gallery[a:b]
+        _check_gallery_rows(x, a, metric, func)
         return prep(x, None if stored is None else stored[a:b])
 
     if kind == "ivf":
@@ -639,9 +675,15 @@ def load_index(path: str | Path, *, device: str = "cpu") -> HubnessIndex:
     p = Path(path)
     meta = p / _META
     if not (p.is_dir() and meta.is_file() and (p / "index.faiss").is_file()):
+        aside = sorted(p.parent.glob(f".{p.name}.old.*/{p.name}"))
+        hint = (
+            f" A save was interrupted: the previous index is at {str(aside[-1])!r}."
+            if aside and not p.exists()
+            else ""
+        )
         raise FileNotFoundError(
             f"{func}: `path` must be an index folder written by `hubrepro index build`; "
-            f"got {str(p)!r}."
+            f"got {str(p)!r}.{hint}"
         )
     try:
         record = json.loads(meta.read_text())
@@ -651,7 +693,16 @@ def load_index(path: str | Path, *, device: str = "cpu") -> HubnessIndex:
         raise ValueError(
             f"{func}: {str(meta)!r} is not a hubrepro index record (version 1)."
         )
-    index = faiss.read_index(str(p / "index.faiss"))
+    try:
+        index = faiss.read_index(str(p / "index.faiss"))
+    except RuntimeError as err:
+        first = (
+            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        )
+        raise ValueError(
+            f"{func}: {str(p / 'index.faiss')!r} is not a readable FAISS index ({first}); "
+            "rebuild it with `hubrepro index build`."
+        ) from None
     if record["kind"] == "ivf":
         index.make_direct_map()
     est = None
