@@ -156,3 +156,9 @@ def test_out_follows_the_one_overwrite_rule(emb_dir, tmp_path, capsys, monkeypat
             "--directions", "query_to_gallery", "--out", str(out), "--overwrite"]  # fmt: skip
     assert main(args) == 0
     assert set(pd.read_csv(out)["method"]) == {"none", "is"}
+
+
+def test_a_negative_seed_is_refused_in_one_line(capsys):
+    assert main(["dbnorm", "--dataset", "synthetic", "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "`seed`" in err and "[0," in err and err.count("\n") == 1

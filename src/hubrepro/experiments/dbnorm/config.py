@@ -211,6 +211,7 @@ class DBNormConfig:
             check_int(self.nnn_k, "nnn_k", func, low=1)
         check_int(self.n_val, "n_val", func, low=1)
         check_int(self.hubness_k, "hubness_k", func, low=1)
+        check_int(self.seed, "seed", func, low=0, high=2**63 - 1)
 
 
 def method_spec(
