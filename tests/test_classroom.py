@@ -232,6 +232,33 @@ def test_build_writes_student_and_solution_versions(built):
         assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
 
 
+@pytest.mark.parametrize("stage", ["write", "rename"])
+def test_kill_during_a_rebuild_keeps_the_previous_files(tmp_path, stage):
+    # A SIGKILL while a notebook or the manifest is written leaves the previous build
+    # readable (every file goes through hubrepro.io.atomic_write).
+    import nbformat
+
+    from _kill import kill_during_write, temporaries
+
+    name = sorted(list_assignments())[0]
+    out = tmp_path / "out"
+    build_assignments(SRC, out, names=[name])
+    student = out / "student" / f"{name}.ipynb"
+    before = student.read_bytes()
+    kill_during_write(
+        f"from hubrepro.classroom import build_assignments\n"
+        f"build_assignments({str(SRC)!r}, {str(out)!r}, names=[{name!r}])\n",
+        stage,
+        tmp_path,
+    )
+    assert student.read_bytes() == before
+    nbformat.reads(before.decode("utf-8"), as_version=4)
+    json.loads((out / "manifest.json").read_text())
+    assert len(temporaries(out / "student")) == 1  # the killed writer's, hidden
+    build_assignments(SRC, out, names=[name])  # the next build clears it
+    assert temporaries(out / "student") == []
+
+
 def test_build_bad_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="`src_dir` must be an existing folder"):
         build_assignments(tmp_path / "nope", tmp_path / "out")

@@ -92,7 +92,10 @@ def load_timings(path: str | Path) -> dict[str, float]:
 
 def write_timings(path: str | Path, timings: dict[str, float]) -> None:
     """Write ``timings`` (notebook -> seconds) as the runner's JSON file."""
-    Path(path).write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+    from hubrepro.io import atomic_write
+
+    text = json.dumps(timings, indent=1, sort_keys=True) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), overwrite=True)
 
 
 def read_timings(path: str | Path, *, exclude: tuple[str, ...] = ()) -> Any:

@@ -200,8 +200,11 @@ def _convert(src: Path, transform, out: Path) -> None:
         "language": "python",
     }
     nb.metadata.pop("jupytext", None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    jupytext.write(nb, out, fmt="ipynb")
+    # hubrepro.io imports torch: only the author's build needs it, so import it here
+    from hubrepro.io import atomic_write
+
+    text = jupytext.writes(nb, fmt="ipynb")
+    atomic_write(out, lambda fh: fh.write(text.encode("utf-8")), overwrite=True)
 
 
 def build_assignments(
@@ -295,6 +298,10 @@ def build_assignments(
             "checks": checks,
             "grade_command": f"python -m hubrepro.classroom grade {name} SUBMISSION.ipynb --student-id ID",
         }
-    (out).mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    from hubrepro.io import atomic_write
+
+    text = json.dumps(manifest, indent=1) + "\n"
+    atomic_write(
+        out / "manifest.json", lambda fh: fh.write(text.encode("utf-8")), overwrite=True
+    )
     return written
