@@ -10,7 +10,8 @@ extension that registers the operator schemas cannot load; ``open_clip``,
 modules, defines the two missing schemas (``nms``, ``qnms``) in a fragment
 library kept alive at module level, and imports again. It never touches a
 working torchvision, and it is a no-op where torchvision is not installed.
-The detection and remedy are described in the project's ``stack.md`` notes.
+Chapter 8 (``sec-reproducibility-environment``) explains the constraints file that
+pins both wheels.
 """
 
 from __future__ import annotations
