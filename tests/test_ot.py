@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from hubrepro.normalize._base import BankSource
-from hubrepro.ot import lse_update, sinkhorn_column_potentials, sinkhorn_plan
+from hubrepro.ot import (
+    _sinkhorn,
+    _sinkhorn_run,
+    lse_update,
+    sinkhorn_column_potentials,
+    sinkhorn_plan,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,3 +48,66 @@ def test_streamed_log_sum_exp_survives_overflowing_chunks(generator):
         shift, total = lse_update(x[a : a + 4], 3.0, shift, total)
     ref = torch.logsumexp(3.0 * x.double(), dim=0).float()
     torch.testing.assert_close(shift + torch.log(total), ref, rtol=1e-6, atol=1e-3)
+
+
+# ------------------------------------------------------- dense plans, fast path
+
+
+def _naive_plan(g: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+    # the log-domain updates written out, in float64: u then v, `iters` times
+    k = g.double() / eps
+    n, m = k.shape
+    u = torch.zeros(n, dtype=torch.float64)
+    v = torch.zeros(m, dtype=torch.float64)
+    for _ in range(iters):
+        u = -math.log(n) - torch.logsumexp(k + v[None, :], dim=1)
+        v = -math.log(m) - torch.logsumexp(k + u[:, None], dim=0)
+    return torch.exp(k + u[:, None] + v[None, :] + math.log(n))
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (4, 7), (9, 3)])
+@pytest.mark.parametrize("scale", [1.0, 5.0, 20.0, 50.0, 400.0])
+def test_dense_plan_is_the_log_domain_iterates(generator, shape, scale):
+    # after 50 iterations (not converged): the matrix-vector form (spans below 300)
+    # and the logsumexp fallback (scale 400) give the log-domain iterates themselves
+    g = torch.randn(*shape, generator=generator, dtype=torch.float64).tanh() * scale
+    want = _naive_plan(g, 50, 1.0)
+    torch.testing.assert_close(sinkhorn_plan(g, iters=50), want, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        sinkhorn_plan(g, iters=7, eps=0.5), _naive_plan(g, 7, 0.5), rtol=1e-9,
+        atol=1e-12,
+    )  # fmt: skip
+
+
+def test_dense_plans_of_a_stack_are_each_matrix_alone(generator):
+    g = torch.randn(3, 8, 8, generator=generator, dtype=torch.float64) * 10
+    stacked = _sinkhorn(g, 50, 1.0)
+    for i in range(3):
+        torch.testing.assert_close(stacked[i], _sinkhorn(g[i], 50, 1.0))
+    # float32 in, float32 out
+    assert _sinkhorn(g.float(), 50, 1.0).dtype == torch.float32
+
+
+def test_known_span_skips_the_check_and_gives_the_same_plan(generator):
+    # cosine scores: the caller's bound 2 / eps replaces the look at the scores
+    x = torch.nn.functional.normalize(torch.randn(10, 4, generator=generator), dim=1)
+    g = x @ x.T
+    assert torch.equal(_sinkhorn(g, 50, 1.0, span=2.0), _sinkhorn(g, 50, 1.0))
+    # a bound at or above 300 takes the logsumexp loop, which agrees too
+    torch.testing.assert_close(
+        _sinkhorn(g, 50, 1.0, span=1e3), _sinkhorn(g, 50, 1.0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_dense_plan_tolerance_stops_early(generator):
+    g = torch.randn(12, 12, generator=generator, dtype=torch.float64)
+    plan, it = _sinkhorn_run(g, 500, 1.0, tol=1e-6)
+    assert 1 < it < 500
+    torch.testing.assert_close(
+        plan.sum(1), torch.ones(12, dtype=torch.float64), atol=1e-6, rtol=0
+    )
+    # tol = 0 runs every iteration (the released rule)
+    assert _sinkhorn_run(g, 40, 1.0)[1] == 40
+    assert _sinkhorn_run(g * 400, 40, 1.0)[1] == 40
+    with pytest.raises(ValueError, match="tol"):
+        sinkhorn_plan(g, tol=-1.0)

@@ -94,7 +94,11 @@ def _log_domain_loop(
 
 
 def _sinkhorn_run(
-    g: torch.Tensor, iters: int, eps: float, tol: float = 0.0
+    g: torch.Tensor,
+    iters: int,
+    eps: float,
+    tol: float = 0.0,
+    span: float | None = None,
 ) -> tuple[torch.Tensor, int]:
     # Plan with rows summing to about 1 (columns to n/m), no gradient, and the number
     # of iterations run; batched over leading dimensions (a stack of matrices is solved
@@ -103,44 +107,58 @@ def _sinkhorn_run(
     # are evaluated in float64 as a = mu / (E b), b = nu / (E^T a) with
     # E = exp(K - max K), a = exp(u + max K), b = exp(v): the same iterates up to
     # rounding, two matrix-vector products per iteration instead of 2 B^2
-    # exponentials, and the plan n * E_ij a_i b_j needs no further exponential. On the
-    # CPU the loop runs on NumPy views of the same memory (a small matrix-vector
-    # product costs a few times less there than a torch call); on other devices it
-    # runs in torch. When the span of K could over- or underflow these numbers, the
-    # logsumexp loop runs.
+    # exponentials, and the plan n * E_ij a_i b_j needs no further exponential (n is
+    # folded into the exponential: exp(K - max K + log n) = n E). On the CPU the loop
+    # runs on NumPy views of the same memory (a small matrix-vector product costs a
+    # few times less there than a torch call); on other devices it runs in torch.
+    # When the span of K could over- or underflow these numbers, the logsumexp loop
+    # runs. `span`: a bound on max K - min K known to the caller (e.g. 2 / eps for
+    # cosine scores), which spares the check its device-to-host synchronisation.
     with torch.no_grad():
         k = g.detach() / eps if eps != 1.0 else g.detach()
         n, m = k.shape[-2:]
-        k64 = k.double()
-        lo, hi = k64.reshape(*k.shape[:-2], -1).aminmax(dim=-1)
-        if float((hi - lo).max()) < _MATVEC_SPAN:
-            e = torch.exp(k64 - hi[..., None, None])
-            if e.device.type == "cpu":
-                e_np = e.numpy()
-                en = e_np * n
-                emt = np.ascontiguousarray(np.swapaxes(e_np, -1, -2)) * m
+        dims = (-2, -1)
+        if span is None:
+            # amax and amin (aminmax with a dim is several times slower on the CPU)
+            span = float((k.amax(dim=dims).double() - k.amin(dim=dims)).max())
+        if span < _MATVEC_SPAN:
+            k64 = k.double()
+            top = k64.amax(dim=dims, keepdim=True)
+            en = torch.exp(k64 - (top - math.log(n)))  # n E
+            if en.device.type == "cpu":
+                e_np = en.numpy()
+                emt = np.ascontiguousarray(np.swapaxes(e_np, -1, -2))  # n E^T
+                if m != n:
+                    emt *= m / n
                 a, b, it = _scaling_loop(
-                    en, emt, iters, tol, np, lambda s, f: np.full(s, f)
+                    e_np, emt, iters, tol, np, lambda s, f: np.full(s, f)
                 )
-                plan = torch.from_numpy(en * a * np.swapaxes(b, -1, -2))
+                e_np *= a
+                e_np *= np.swapaxes(b, -1, -2)
             else:
-                en = e * n
-                emt = e.transpose(-1, -2).contiguous() * m
+                emt = en.transpose(-1, -2).contiguous()
+                if m != n:
+                    emt *= m / n
 
                 def new(shape: tuple[int, ...], fill: float) -> torch.Tensor:
-                    return torch.full(shape, fill, dtype=e.dtype, device=e.device)
+                    return torch.full(shape, fill, dtype=en.dtype, device=en.device)
 
                 a, b, it = _scaling_loop(en, emt, iters, tol, torch, new)
-                plan = en * a * b.transpose(-1, -2)
-            return plan.to(k.dtype), it
+                en *= a
+                en *= b.transpose(-1, -2)
+            return en.to(k.dtype), it
         u, v, it = _log_domain_loop(k, iters, tol)
         return torch.exp(k + u[..., :, None] + v[..., None, :] + math.log(n)), it
 
 
 def _sinkhorn(
-    g: torch.Tensor, iters: int, eps: float, tol: float = 0.0
+    g: torch.Tensor,
+    iters: int,
+    eps: float,
+    tol: float = 0.0,
+    span: float | None = None,
 ) -> torch.Tensor:
-    return _sinkhorn_run(g, iters, eps, tol)[0]
+    return _sinkhorn_run(g, iters, eps, tol, span)[0]
 
 
 @torch.no_grad()

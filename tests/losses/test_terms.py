@@ -130,3 +130,27 @@ def test_composed_loss_holds_the_term_modules():
     assert NeighborRetrLoss(tau_uniform=9.0).uniform.tau == 9.0
     assert crit.kl.reduction == "mean"
     assert not list(crit.parameters())  # no parameters: checkpoints are unchanged
+
+
+@pytest.mark.parametrize("normalize_global", [True, False])
+def test_cosine_global_scores_spare_the_sinkhorn_span_check(
+    generator, monkeypatch, normalize_global
+):
+    # with normalised global features G is a cosine matrix: the loss hands the solver
+    # the bound 2 / eps (no device-to-host look at the scores); raw scores are checked
+    import hubrepro.losses.uniform as uniform_module
+
+    seen = []
+    real = uniform_module._sinkhorn
+
+    def spy(g, iters, eps, tol=0.0, span=None):
+        seen.append(span)
+        return real(g, iters, eps, tol, span)
+
+    monkeypatch.setattr(uniform_module, "_sinkhorn", spy)
+    ql, gl, qg, gg = _feats(generator)
+    loss = NeighborRetrLoss(normalize_global=normalize_global, w_neighbor=0.0)
+    got = loss(ql, gl, qg, gg, 20.0)
+    assert seen == ([2.0 + 1e-3] if normalize_global else [None])
+    monkeypatch.setattr(uniform_module, "_sinkhorn", real)
+    assert torch.equal(got, loss(ql, gl, qg, gg, 20.0))

@@ -313,7 +313,7 @@ class NeighborRetrLoss(nn.Module):
             )
             nbi = self.neighbor.loss_stacked(s2, qn, gn, bq, bg)
         if use_uni:
-            uni = self.uniform.loss_stacked(g2)
+            uni = self.uniform.loss_stacked(g2, bounded=self.normalize_global)
         if use_kl:
             kl = self.kl.loss_stacked(s2, g2)
         loss = wti

@@ -104,15 +104,22 @@ def _uniform(
 
 
 def _targets(
-    g2: torch.Tensor, beta: float, iters: int, eps: float, separate: bool, tol: float
+    g2: torch.Tensor,
+    beta: float,
+    iters: int,
+    eps: float,
+    separate: bool,
+    tol: float,
+    span: float | None = None,
 ) -> torch.Tensor:
     # T = beta Q + (1 - beta) I of both directions, stacked (2, B, B), no gradient: one
     # Sinkhorn run per direction on the stack (the release), or the plan of G and its
-    # transpose (equal at convergence: uniform marginals, unique optimum)
+    # transpose (equal at convergence: uniform marginals, unique optimum); `span`: a
+    # known bound on the score span divided by eps (no device check needed)
     if separate:
-        t = _sinkhorn(g2, iters, eps, tol)
+        t = _sinkhorn(g2, iters, eps, tol, span)
     else:
-        q = _sinkhorn(g2[0], iters, eps, tol)
+        q = _sinkhorn(g2[0], iters, eps, tol, span)
         t = torch.stack([q, q.T])
     t.mul_(beta).diagonal(dim1=-2, dim2=-1).add_(1.0 - beta)
     return t
@@ -177,9 +184,16 @@ class UniformRegularisation(nn.Module):
         """Return the term of a validated square matrix."""
         return self.loss_stacked(torch.stack([global_sims, global_sims.T]))
 
-    def loss_stacked(self, g2: torch.Tensor) -> torch.Tensor:
-        """Return the term of the stack ``(G, G.T)`` of a validated square matrix."""
-        t = _targets(g2, self.beta, self.iters, self.eps, self.separate_plans, self.tol)
+    def loss_stacked(self, g2: torch.Tensor, *, bounded: bool = False) -> torch.Tensor:
+        """Return the term of the stack ``(G, G.T)`` of a validated square matrix.
+
+        ``bounded=True`` promises scores in [-1, 1] (cosines), so that the Sinkhorn
+        solver needs no look at their span (no device-to-host synchronisation).
+        """
+        span = 2.0 / self.eps + 1e-3 if bounded else None
+        t = _targets(
+            g2, self.beta, self.iters, self.eps, self.separate_plans, self.tol, span
+        )
         return _uniform_stacked(g2, t, self.tau)
 
     def forward(self, global_sims: torch.Tensor) -> torch.Tensor:
