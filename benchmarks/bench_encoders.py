@@ -49,6 +49,12 @@ OBJECTIVES: dict[str, dict] = {
     "NeighborRetr (fixed)": {"loss": "neighborretr", "compat": "fixed"},
     "NeighborRetr (official)": {"loss": "neighborretr", "compat": "official"},
 }
+#: the loss alone of fixed NeighborRetr without each extra term (where its cost goes)
+TERMS: dict[str, dict] = {
+    "NeighborRetr (fixed) without L_Opt": {"loss": "neighborretr", "w_uniform": 0.0},
+    "NeighborRetr (fixed) without L_Nbi": {"loss": "neighborretr", "w_neighbor": 0.0},
+    "NeighborRetr (fixed) without L_KL": {"loss": "neighborretr", "w_kl": 0.0},
+}
 TARGET_STEP, TARGET_LOSS = 1.15, 1.5
 
 
@@ -103,24 +109,31 @@ def _step(trainer: Trainer):
     return run
 
 
-def bench_batch(args, batch: int, objectives: dict[str, dict]) -> dict:
-    """Median (and minimum) step and loss times of every objective at one batch size."""
+def bench_batch(
+    args, batch: int, objectives: dict[str, dict], terms: dict[str, dict]
+) -> dict:
+    """Median (and minimum) step and loss times of every objective at one batch size.
+
+    ``terms``: further objectives whose loss alone is timed (no step).
+    """
     base = _config(args.config, batch, args.device)
     opts = {**base.dataset_options, "n_val": 0, "n_test": 2}
     world = make_shapes_world(seed=base.data_seed, **opts)
     data = make_world_train_data(world)
     trainers = {}
-    for name, over in objectives.items():
+    for name, over in {**objectives, **terms}.items():
         cfg = _config(args.config, batch, args.device, n_val=0, **over)
         tr = Trainer(cfg, data)
         tr.begin_epoch()  # fills the bank with mb_batch batches
         trainers[name] = tr
     clock = _Clock(next(iter(trainers.values())).device)
     runs = {
-        name: {"step": _step(tr), "loss": _loss_only(tr)}
+        name: {"loss": _loss_only(tr)}
+        if name in terms
+        else {"step": _step(tr), "loss": _loss_only(tr)}
         for name, tr in trainers.items()
     }
-    times = {name: {"step": [], "loss": []} for name in runs}
+    times = {name: {kind: [] for kind in fns} for name, fns in runs.items()}
     per_round = max(1, args.repeats // args.rounds)
     for _ in range(args.rounds):
         for name, fns in runs.items():
@@ -129,9 +142,9 @@ def bench_batch(args, batch: int, objectives: dict[str, dict]) -> dict:
                 times[name][kind] += [clock(fn) for _ in range(per_round)]
     out = {}
     base_name = next(iter(objectives))
-    for name in objectives:
+    for name in runs:
         row = {}
-        for kind in ("step", "loss"):
+        for kind in times[name]:
             med = statistics.median(times[name][kind])
             row[f"{kind}_ms"] = 1e3 * med
             row[f"{kind}_min_ms"] = 1e3 * min(times[name][kind])
@@ -147,15 +160,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=60, help="timed calls per objective")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/bench_encoders.json"
     )
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--no-terms", action="store_true", help="skip the loss without each term"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    results = [bench_batch(args, b, OBJECTIVES) for b in args.batch]
+    terms = {} if args.no_terms else TERMS
+    results = [bench_batch(args, b, OBJECTIVES, terms) for b in args.batch]
     enc = _config(args.config, args.batch[0], args.device).encoder
     print(
         f"Trainer.step on shapes-world, encoder {enc}, {args.threads} thread(s), "
@@ -167,19 +184,30 @@ def main() -> None:
             f"{'objective':42s} {'step ms':>15s} {'x':>5s} {'loss ms':>13s} {'x':>5s}"
         )
         for name, r in res["objectives"].items():
+            step = (
+                f"{r['step_ms']:7.2f} ({r['step_min_ms']:5.2f}) {r['step_ratio']:5.2f}"
+                if "step_ms" in r
+                else f"{'':21s}"
+            )
             print(
-                f"{name:42s} {r['step_ms']:7.2f} ({r['step_min_ms']:5.2f}) "
-                f"{r['step_ratio']:5.2f} {r['loss_ms']:5.2f} ({r['loss_min_ms']:5.2f}) "
+                f"{name:42s} {step} {r['loss_ms']:5.2f} ({r['loss_min_ms']:5.2f}) "
                 f"{r['loss_ratio']:5.2f}"
             )
-    head = results[0]["objectives"]
-    for name in ("NeighborRetr (fixed)", "NeighborRetr (official)"):
-        s, lo = head[name]["step_ratio"], head[name]["loss_ratio"]
-        print(
-            f"{name}: step {s:.2f} x (target <= {TARGET_STEP}: "
-            f"{'met' if s <= TARGET_STEP else 'MISSED'}), loss {lo:.2f} x (target <= "
-            f"{TARGET_LOSS}: {'met' if lo <= TARGET_LOSS else 'MISSED'})"
-        )
+        rows = res["objectives"]
+        if terms:
+            full = rows["NeighborRetr (fixed)"]["loss_ratio"]
+            parts = ", ".join(
+                f"{name.rsplit(' ', 1)[-1]} {full - rows[name]['loss_ratio']:.2f}"
+                for name in terms
+            )
+            print(f"cost of each term of the fixed loss, in InfoNCE losses: {parts}")
+        for name in ("NeighborRetr (fixed)", "NeighborRetr (official)"):
+            st, lo = rows[name]["step_ratio"], rows[name]["loss_ratio"]
+            print(
+                f"{name}: step {st:.2f} x (target <= {TARGET_STEP}: "
+                f"{'met' if st <= TARGET_STEP else 'MISSED'}), loss {lo:.2f} x "
+                f"(target <= {TARGET_LOSS}: {'met' if lo <= TARGET_LOSS else 'MISSED'})"
+            )
     if args.no_write:
         return
     record = {
@@ -195,6 +223,7 @@ def main() -> None:
             "rounds": args.rounds,
             "device": args.device,
             "objectives": OBJECTIVES,
+            "terms": terms,
         },
         "machine": {
             "platform": platform.platform(),

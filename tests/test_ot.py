@@ -111,3 +111,31 @@ def test_dense_plan_tolerance_stops_early(generator):
     assert _sinkhorn_run(g * 400, 40, 1.0)[1] == 40
     with pytest.raises(ValueError, match="tol"):
         sinkhorn_plan(g, tol=-1.0)
+
+
+def test_scaling_loop_torch_form_is_the_numpy_form(generator):
+    # the loop other devices run (torch) and the one the CPU runs (NumPy) agree
+    import numpy as np
+
+    from hubrepro.ot import _scaling_loop
+
+    e = torch.rand(2, 6, 4, generator=generator, dtype=torch.float64) + 0.1
+    en, emt = e * 6, e.transpose(-1, -2).contiguous() * 4
+
+    def new_t(shape, fill):
+        return torch.full(shape, fill, dtype=torch.float64)
+
+    a_t, b_t, it_t = _scaling_loop(en, emt, 30, 0.0, torch, new_t)
+    a_n, b_n, it_n = _scaling_loop(
+        en.numpy(), emt.numpy(), 30, 0.0, np, lambda s, f: np.full(s, f)
+    )
+    assert it_t == it_n == 30
+    torch.testing.assert_close(a_t, torch.from_numpy(a_n), rtol=1e-12, atol=0)
+    torch.testing.assert_close(b_t, torch.from_numpy(b_n), rtol=1e-12, atol=0)
+    # with a tolerance both stop at the same iteration
+    assert (
+        _scaling_loop(en, emt, 500, 1e-8, torch, new_t)[2]
+        == _scaling_loop(
+            en.numpy(), emt.numpy(), 500, 1e-8, np, lambda s, f: np.full(s, f)
+        )[2]
+    )

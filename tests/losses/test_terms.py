@@ -154,3 +154,21 @@ def test_cosine_global_scores_spare_the_sinkhorn_span_check(
     assert seen == ([2.0 + 1e-3] if normalize_global else [None])
     monkeypatch.setattr(uniform_module, "_sinkhorn", real)
     assert torch.equal(got, loss(ql, gl, qg, gg, 20.0))
+
+
+def test_neighbour_index_partition_is_the_top_k(generator):
+    # the CPU's NumPy partition and torch.topk (other devices, half precision) pick
+    # the same k columns of each row, the row's own column never among them
+    from hubrepro.losses.neighbor import _neighbour_index
+
+    s = torch.randn(2, 9, 9, generator=generator)
+    idx = _neighbour_index(s, 4)
+    diag = s.clone()
+    diag.diagonal(dim1=-2, dim2=-1).fill_(float("-inf"))
+    want = diag.topk(4, dim=-1).indices
+    assert torch.equal(idx.sort(dim=-1).values, want.sort(dim=-1).values)
+    assert not (idx == torch.arange(9)[None, :, None]).any()
+    half = _neighbour_index(s.double().bfloat16().float(), 4)  # still the CPU path
+    assert half.shape == (2, 9, 4)
+    bf = _neighbour_index(s.to(torch.bfloat16), 4)  # the topk path
+    assert bf.shape == (2, 9, 4) and not (bf == torch.arange(9)[None, :, None]).any()
