@@ -139,3 +139,12 @@ def test_scaling_loop_torch_form_is_the_numpy_form(generator):
             en.numpy(), emt.numpy(), 500, 1e-8, np, lambda s, f: np.full(s, f)
         )[2]
     )
+
+
+def test_span_is_looked_at_on_the_cpu_only():
+    # elsewhere the look would synchronise with the host: the logsumexp loop runs
+    from hubrepro.ot import _span
+
+    k = torch.tensor([[[0.0, 2.0], [1.0, -1.0]], [[5.0, 0.5], [0.0, 0.0]]])
+    assert _span(k) == 5.0
+    assert _span(torch.empty(2, 3, 3, device="meta")) == math.inf

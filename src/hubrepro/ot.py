@@ -93,6 +93,17 @@ def _log_domain_loop(
     return u, v, iters
 
 
+def _span(k: torch.Tensor) -> float:
+    # max K - min K of the worst matrix of a stack, on the CPU (amax and amin: aminmax
+    # with a dim is several times slower there); elsewhere infinity, without looking:
+    # the look would cost a device-to-host synchronisation, and the logsumexp loop,
+    # which needs none, is safe for any span
+    if k.device.type != "cpu":
+        return math.inf
+    dims = (-2, -1)
+    return float((k.amax(dim=dims).double() - k.amin(dim=dims)).max())
+
+
 def _sinkhorn_run(
     g: torch.Tensor,
     iters: int,
@@ -113,14 +124,14 @@ def _sinkhorn_run(
     # few times less there than a torch call); on other devices it runs in torch.
     # When the span of K could over- or underflow these numbers, the logsumexp loop
     # runs. `span`: a bound on max K - min K known to the caller (e.g. 2 / eps for
-    # cosine scores), which spares the check its device-to-host synchronisation.
+    # cosine scores); without one, the CPU looks at the scores and other devices take
+    # the logsumexp loop (no device-to-host synchronisation in either).
     with torch.no_grad():
         k = g.detach() / eps if eps != 1.0 else g.detach()
         n, m = k.shape[-2:]
         dims = (-2, -1)
         if span is None:
-            # amax and amin (aminmax with a dim is several times slower on the CPU)
-            span = float((k.amax(dim=dims).double() - k.amin(dim=dims)).max())
+            span = _span(k)
         if span < _MATVEC_SPAN:
             k64 = k.double()
             top = k64.amax(dim=dims, keepdim=True)
@@ -208,7 +219,10 @@ def sinkhorn_plan(
     :math:`e^{G/\varepsilon - \max}` in float64 (the same iterates, about 20x cheaper
     than a logsumexp per update; on the CPU in NumPy, whose small products cost a few
     times less than torch calls), falling back to logsumexp when the score span
-    exceeds 300 (where those numbers could leave the float64 range).
+    exceeds 300 (where those numbers could leave the float64 range). On other devices
+    the span is not looked at (that would synchronise the device with the host): the
+    logsumexp updates run there, unless the caller knows the scores are bounded (the
+    NeighborRetr loss with normalised global features passes the bound of cosines).
     Book: :ref:`sec-neighborretr`.
 
     Examples
