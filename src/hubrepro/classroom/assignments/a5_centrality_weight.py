@@ -59,11 +59,11 @@ def _trained(
     from hubrepro.datasets import make_shapes_world
     from hubrepro.training import (
         TrainConfig,
+        encode,
         make_world_train_data,
         train,
         world_eval_data,
     )
-    from hubrepro.training._evaluate import encode
 
     options = {**_WORLD, "n_train": n_train}
     world = make_shapes_world(seed=world_seed, n_val=_N_VAL, **options)
