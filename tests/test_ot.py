@@ -12,6 +12,7 @@ import torch
 from hubrepro.normalize._base import BankSource
 from hubrepro.ot import (
     _sinkhorn,
+    _sinkhorn_both,
     _sinkhorn_run,
     lse_update,
     sinkhorn_column_potentials,
@@ -148,3 +149,19 @@ def test_span_is_looked_at_on_the_cpu_only():
     k = torch.tensor([[[0.0, 2.0], [1.0, -1.0]], [[5.0, 0.5], [0.0, 0.0]]])
     assert _span(k) == 5.0
     assert _span(torch.empty(2, 3, 3, device="meta")) == math.inf
+
+
+@pytest.mark.parametrize("scale", [1.0, 20.0, 50.0, 400.0])
+@pytest.mark.parametrize("n", [2, 9])
+def test_both_plans_in_one_loop_are_two_separate_runs(generator, scale, n):
+    # the released code's separate plans of G and G^T, sharing every product
+    g = torch.randn(n, n, generator=generator, dtype=torch.float64).tanh() * scale
+    both = _sinkhorn_both(g, 50, 1.0)
+    torch.testing.assert_close(both[0], _naive_plan(g, 50, 1.0), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        both[1], _naive_plan(g.T, 50, 1.0), rtol=1e-9, atol=1e-12
+    )
+    torch.testing.assert_close(
+        _sinkhorn_both(g, 3, 0.5), _sinkhorn(torch.stack([g, g.T]), 3, 0.5)
+    )
+    assert _sinkhorn_both(g.float(), 50, 1.0).dtype == torch.float32

@@ -172,6 +172,50 @@ def _sinkhorn(
     return _sinkhorn_run(g, iters, eps, tol, span)[0]
 
 
+def _sinkhorn_both(
+    g: torch.Tensor, iters: int, eps: float, span: float | None = None
+) -> torch.Tensor:
+    # The plans of G and of G^T, each its own run of `iters` iterations from b = 1 (as
+    # two calls of _sinkhorn would give them), stacked (2, n, n); G square. The
+    # run on G^T is the run on G started from the other side, on the same matrix
+    # E = exp(K - max K): its updates a' = 1 / (n E^T b'), b' = 1 / (n E a') use the
+    # same products as a = 1 / (n E b), b = 1 / (n E^T a) half an iteration later, so
+    # both runs share one exponential and every product (two columns of one
+    # matrix-matrix product cost about what one matrix-vector product does).
+    with torch.no_grad():
+        k = g.detach() / eps if eps != 1.0 else g.detach()
+        n = k.shape[0]
+        if span is None:
+            span = _span(k)
+        if not span < _MATVEC_SPAN:
+            return _sinkhorn(torch.stack([g, g.T]), iters, eps, 0.0, span)
+        k64 = k.double()
+        e = torch.exp(k64 - (k64.max() - math.log(n)))  # n E
+        if e.device.type == "cpu":
+            xp, e = np, e.numpy()
+            et = np.ascontiguousarray(e.T)
+            x, y = np.ones((n, 2)), np.empty((n, 2))
+        else:
+            xp, et = torch, e.T.contiguous()
+            x = torch.ones((n, 2), dtype=e.dtype, device=e.device)
+            y = torch.empty_like(x)
+        # columns: 0 the run on G (b, then a), 1 the run on G^T (a', then b')
+        xp.matmul(et, x[:, 1:], out=x[:, 1:])
+        xp.reciprocal(x[:, 1:], out=x[:, 1:])  # a'_1
+        for it in range(iters):
+            xp.matmul(e, x, out=y)
+            xp.reciprocal(y, out=y)  # a_t, b'_t
+            if it == iters - 1:
+                a_t = x[:, 1] * 1.0  # a'_t, about to be replaced by a'_{t+1}
+            xp.matmul(et, y, out=x)
+            xp.reciprocal(x, out=x)  # b_t, a'_{t+1}
+        plan = e * y[:, 0:1] * x[:, 0][None, :]
+        plan_t = et * a_t[:, None] * y[:, 1][None, :]
+        if xp is np:
+            plan, plan_t = torch.from_numpy(plan), torch.from_numpy(plan_t)
+        return torch.stack([plan, plan_t]).to(k.dtype)
+
+
 @torch.no_grad()
 def sinkhorn_plan(
     scores: torch.Tensor, *, iters: int = 50, eps: float = 1.0, tol: float = 0.0

@@ -17,7 +17,7 @@ from torch import nn
 
 from hubrepro import _validation as V
 from hubrepro.losses._checks import check_square_sims
-from hubrepro.ot import _sinkhorn
+from hubrepro.ot import _sinkhorn, _sinkhorn_both
 
 __all__ = ["uniform_regularisation", "UniformRegularisation"]
 
@@ -116,7 +116,9 @@ def _targets(
     # Sinkhorn run per direction on the stack (the release), or the plan of G and its
     # transpose (equal at convergence: uniform marginals, unique optimum); `span`: a
     # known bound on the score span divided by eps (no device check needed)
-    if separate:
+    if separate and tol == 0 and g2.shape[-1] == g2.shape[-2]:
+        t = _sinkhorn_both(g2[0], iters, eps, span)
+    elif separate:
         t = _sinkhorn(g2, iters, eps, tol, span)
     else:
         q = _sinkhorn(g2[0], iters, eps, tol, span)
