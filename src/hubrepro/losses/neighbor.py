@@ -118,7 +118,8 @@ def _neighbour_targets(
         if not torch.is_grad_enabled() or not (s_n.requires_grad or c_n.requires_grad):
             # constants: both min-max normalisations in one stacked pass
             z = torch.stack([s_n, c_n])
-            lo, hi = z.aminmax(dim=-1, keepdim=True)
+            # amin and amax (aminmax with a dim is several times slower on the CPU)
+            lo, hi = z.amin(dim=-1, keepdim=True), z.amax(dim=-1, keepdim=True)
             z = (z - lo) / (hi - lo).clamp_min(_EPS)
             return torch.softmax(tau * (z[0] - z[1]), dim=-1)
         # with gradient: min and max with their own gradient rule (as released)
