@@ -165,3 +165,16 @@ def test_both_plans_in_one_loop_are_two_separate_runs(generator, scale, n):
         _sinkhorn_both(g, 3, 0.5), _sinkhorn(torch.stack([g, g.T]), 3, 0.5)
     )
     assert _sinkhorn_both(g.float(), 50, 1.0).dtype == torch.float32
+
+
+def test_torch_loops_of_other_devices_give_the_cpu_plans(generator, monkeypatch):
+    # the loops that run off the CPU (torch instead of NumPy), run here on the CPU
+    import hubrepro.ot as ot_module
+
+    g = torch.randn(9, 9, generator=generator, dtype=torch.float64) * 10
+    r = torch.randn(2, 5, 8, generator=generator, dtype=torch.float64) * 10
+    want = (_sinkhorn(g, 50, 1.0), _sinkhorn_both(g, 50, 1.0), _sinkhorn(r, 50, 1.0))
+    monkeypatch.setattr(ot_module, "_numpy_loop", lambda t: False)
+    got = (_sinkhorn(g, 50, 1.0), _sinkhorn_both(g, 50, 1.0), _sinkhorn(r, 50, 1.0))
+    for x, y in zip(got, want, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-15)

@@ -93,6 +93,11 @@ def _log_domain_loop(
     return u, v, iters
 
 
+def _numpy_loop(t: torch.Tensor) -> bool:
+    # the scaling loops run in NumPy for CPU tensors, in torch elsewhere
+    return t.device.type == "cpu"
+
+
 def _span(k: torch.Tensor) -> float:
     # max K - min K of the worst matrix of a stack, on the CPU (amax and amin: aminmax
     # with a dim is several times slower there); elsewhere infinity, without looking:
@@ -136,7 +141,7 @@ def _sinkhorn_run(
             k64 = k.double()
             top = k64.amax(dim=dims, keepdim=True)
             en = torch.exp(k64 - (top - math.log(n)))  # n E
-            if en.device.type == "cpu":
+            if _numpy_loop(en):
                 e_np = en.numpy()
                 emt = np.ascontiguousarray(np.swapaxes(e_np, -1, -2))  # n E^T
                 if m != n:
@@ -191,7 +196,7 @@ def _sinkhorn_both(
             return _sinkhorn(torch.stack([g, g.T]), iters, eps, 0.0, span)
         k64 = k.double()
         e = torch.exp(k64 - (k64.max() - math.log(n)))  # n E
-        if e.device.type == "cpu":
+        if _numpy_loop(e):
             xp, e = np, e.numpy()
             et = np.ascontiguousarray(e.T)
             x, y = np.ones((n, 2)), np.empty((n, 2))
@@ -200,8 +205,7 @@ def _sinkhorn_both(
             x = torch.ones((n, 2), dtype=e.dtype, device=e.device)
             y = torch.empty_like(x)
         # columns: 0 the run on G (b, then a), 1 the run on G^T (a', then b')
-        xp.matmul(et, x[:, 1:], out=x[:, 1:])
-        xp.reciprocal(x[:, 1:], out=x[:, 1:])  # a'_1
+        x[:, 1] = 1.0 / (et @ x[:, 0])  # a'_1 (x starts as ones)
         for it in range(iters):
             xp.matmul(e, x, out=y)
             xp.reciprocal(y, out=y)  # a_t, b'_t

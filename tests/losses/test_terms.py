@@ -172,3 +172,27 @@ def test_neighbour_index_partition_is_the_top_k(generator):
     assert half.shape == (2, 9, 4)
     bf = _neighbour_index(s.to(torch.bfloat16), 4)  # the topk path
     assert bf.shape == (2, 9, 4) and not (bf == torch.arange(9)[None, :, None]).any()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("compat", ["fixed", "official"])
+@pytest.mark.parametrize("normalize_global", [True, False])
+def test_loss_on_cuda_is_the_cpu_loss(compat, normalize_global):
+    # the device paths (the torch Sinkhorn loops, no host synchronisation, top-k
+    # instead of the NumPy partition) give the CPU's values and gradients
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    gen = torch.Generator().manual_seed(3)
+    feats = [torch.randn(32, 16, generator=gen) for _ in range(4)]
+    bank = [torch.randn(64, 16, generator=gen) for _ in range(2)]
+    loss = NeighborRetrLoss(compat=compat, normalize_global=normalize_global)
+    out = {}
+    for dev in ("cpu", "cuda"):
+        x = [f.to(dev).requires_grad_(True) for f in feats]
+        bq, bg = (b.to(dev) for b in bank)
+        value = loss(*x, 20.0, bank_query_local=bq, bank_gallery_local=bg)
+        value.backward()
+        out[dev] = (value.detach().cpu(), [t.grad.cpu() for t in x])
+    torch.testing.assert_close(out["cuda"][0], out["cpu"][0], rtol=1e-4, atol=1e-5)
+    for got, want in zip(out["cuda"][1], out["cpu"][1], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
