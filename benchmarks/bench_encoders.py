@@ -12,9 +12,10 @@ InfoNCE step, the loss alone <= 1.5 x.
 
 Timing: process CPU time of each call on CPU (one thread by default: on a shared
 machine other jobs inflate wall time at random, one thread's CPU time measures the
-work), wall time with synchronisation on CUDA; the objectives interleaved in
-``--rounds`` rounds, so that a change of machine load hits them alike; the median of
-all repeats is reported (and the minimum). Writes ``benchmarks/results/bench_encoders.json``.
+work), wall time with synchronisation on CUDA; the objectives interleaved call by call
+(round robin), so that a change of machine load hits them alike; the median of all
+repeats is reported (and the minimum). Each result is one run: its ratios compare
+calls measured side by side. Writes ``benchmarks/results/bench_encoders.json``.
 
     .venv/bin/python benchmarks/bench_encoders.py [--batch 64 128] [--threads 1]
         [--repeats 60] [--device cpu] [--out benchmarks/results/bench_encoders.json]
@@ -102,7 +103,7 @@ def _loss_only(trainer: Trainer):
 
 def _step(trainer: Trainer):
     def run() -> None:
-        if trainer.pos >= trainer.n_batches:  # a new epoch: refill the bank (untimed)
+        if trainer.pos >= trainer.n_batches:  # past the last batch: start over
             trainer.pos = 0
         trainer.step(trainer.batch(trainer.pos))
 
@@ -134,12 +135,16 @@ def bench_batch(
         for name, tr in trainers.items()
     }
     times = {name: {kind: [] for kind in fns} for name, fns in runs.items()}
-    per_round = max(1, args.repeats // args.rounds)
-    for _ in range(args.rounds):
+    for fns in runs.values():
+        for fn in fns.values():
+            fn()  # warm-up
+            fn()
+    # round robin: every timed call of an objective sits between calls of the others,
+    # so that a change of machine load hits them alike
+    for _ in range(args.repeats):
         for name, fns in runs.items():
             for kind, fn in fns.items():
-                fn()  # warm-up (and, for a step, the next batch)
-                times[name][kind] += [clock(fn) for _ in range(per_round)]
+                times[name][kind].append(clock(fn))
     out = {}
     base_name = next(iter(objectives))
     for name in runs:
@@ -160,7 +165,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=60, help="timed calls per objective")
-    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/bench_encoders.json"
@@ -220,7 +224,7 @@ def main() -> None:
             "encoder": enc,
             "threads": args.threads,
             "repeats": args.repeats,
-            "rounds": args.rounds,
+            "interleaving": "round robin, one call of each objective and kind at a time",
             "device": args.device,
             "objectives": OBJECTIVES,
             "terms": terms,
