@@ -17,6 +17,15 @@ work), wall time with synchronisation on CUDA; the objectives interleaved call b
 repeats is reported (and the minimum). Each result is one run: its ratios compare
 calls measured side by side. Writes ``benchmarks/results/bench_encoders.json``.
 
+Why the loss alone stays well above 1.5 x on the CPU at these sizes: InfoNCE is two
+log-softmaxes of a B x B matrix, while the released objective adds one of (G, G^T)
+(L_Opt), two more of (S, S^T) and (G, G^T) with their gradients (L_KL), 50 exact
+Sinkhorn iterations per plan (one plan, or two under ``compat="official"``), an exact
+top-k of both directions and the bank centrality (L_Nbi); the rows "without L_..."
+show each term's share. Matching the released values and gradients rules out the
+shortcuts (fewer iterations, one direction, an approximate top-k); the step ratio
+holds because the encoders dominate a step.
+
     .venv/bin/python benchmarks/bench_encoders.py [--batch 64 128] [--threads 1]
         [--repeats 60] [--device cpu] [--out benchmarks/results/bench_encoders.json]
 
