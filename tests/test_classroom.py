@@ -442,6 +442,81 @@ def test_partly_wrong_submission_gets_partial_credit(tmp_path):
     assert 0 < report.score < report.max_score and not report.passed
 
 
+A5_BUGGY = """
+import math
+import torch
+from hubrepro.classroom import student_data
+
+STUDENT_ID = "example"
+data = student_data("a5_centrality_weight", STUDENT_ID)
+
+# %%
+def centrality_weights(global_emb, local, kappa):
+    # the sample's own local feature kept in the mean: not what the assignment asks for
+    g = global_emb / global_emb.norm(dim=1, keepdim=True)
+    t = local / local.norm(dim=1, keepdim=True)
+    return torch.exp(kappa * (g @ t.T).mean(dim=1))
+
+# %%
+def antihub_rate(sims, k):
+    n_k = torch.bincount(sims.topk(k, dim=1).indices.reshape(-1), minlength=sims.shape[1])
+    return float((n_k == 0).double().mean())
+
+# %%
+w = centrality_weights(data["batch_global"], data["batch_local"], data["kappa"])
+answer_weight_ratio = float(w.max() / w.min())
+answer_infonce_rates = [antihub_rate(s, data["k"]) for s in data["sims_infonce"]]
+answer_weighted_rates = [antihub_rate(s, data["k"]) for s in data["sims_weighted"]]
+d = [b - a for a, b in zip(answer_infonce_rates, answer_weighted_rates)]
+answer_delta = sum(d) / 2
+# the standard error without the t quantile: far too narrow an interval
+half = math.sqrt(sum((x - answer_delta) ** 2 for x in d)) / math.sqrt(2)
+answer_interval = (answer_delta - half, answer_delta + half)
+"""
+
+
+def test_a5_wrong_centrality_and_interval_lose_their_points(tmp_path):
+    # a submission that keeps each sample's own feature in its centrality and forgets the
+    # t quantile loses exactly the checks that depend on those, and keeps the others
+    name = "a5_centrality_weight"
+    sub = tmp_path / "example.py"
+    sub.write_text(A5_BUGGY)
+    report = grade(name, sub)
+    by_name = {r.name: r for r in report.results}
+    assert by_name[ID_CHECK].passed
+    weight = by_name["centrality_weights matches the library"]
+    assert not weight.passed and "own local feature left out" in weight.feedback
+    assert not by_name["answer_weight_ratio on your data"].passed
+    assert by_name["antihub_rate matches the library"].passed
+    assert by_name["answer_infonce_rates and answer_weighted_rates on your data"].passed
+    # this student's two seeds change the anti-hub rate differently (a non-zero
+    # spread), so the missing t quantile shows in the interval
+    d = student_data(name, "example")
+    changes = {
+        float(
+            reference("hubrepro.hubness.antihub_rate")(
+                reference("hubrepro.hubness.k_occurrence")(w, k=d["k"])
+            )
+            - reference("hubrepro.hubness.antihub_rate")(
+                reference("hubrepro.hubness.k_occurrence")(i, k=d["k"])
+            )
+        )
+        for i, w in zip(d["sims_infonce"], d["sims_weighted"], strict=True)
+    }
+    assert len(changes) == 2
+    interval = by_name["answer_delta and answer_interval on your data"]
+    assert "answer_interval" in interval.feedback
+    lost = {n for n, r in by_name.items() if not r.passed}
+    assert report.score == report.max_score - sum(
+        r.points for r in report.results if r.name in lost
+    )
+    assert lost == {
+        "centrality_weights matches the library",
+        "answer_weight_ratio on your data",
+        "answer_delta and answer_interval on your data",
+    }
+
+
 def test_mutating_submission_is_caught(tmp_path):
     sub = tmp_path / "m.py"
     sub.write_text(

@@ -90,7 +90,8 @@ def test_neighbor_module_is_both_directions_with_the_bank(generator, stats):
             s.T, bank_centrality(bg, ql), k=3, tau=2.0, stats=stats
         )
     )
-    assert torch.equal(term(s, ql, gl, bq, bg), ref)
+    # both directions run as one batched computation: equal up to float64 rounding
+    torch.testing.assert_close(term(s, ql, gl, bq, bg), ref, rtol=1e-13, atol=0)
     # k larger than the batch allows is clipped, as in the composed loss
     big = NeighborAdjustingLoss(num_neighbors=100, stats=stats)
     k = 5 if stats == "complement" else 6
@@ -98,7 +99,7 @@ def test_neighbor_module_is_both_directions_with_the_bank(generator, stats):
         neighbor_adjusting_loss(s, bank_centrality(bq, gl), k=k, stats=stats)
         + neighbor_adjusting_loss(s.T, bank_centrality(bg, ql), k=k, stats=stats)
     )
-    assert torch.equal(big(s, ql, gl, bq, bg), ref_big)
+    torch.testing.assert_close(big(s, ql, gl, bq, bg), ref_big, rtol=1e-13, atol=0)
     with pytest.raises(ValueError, match="non-empty memory bank"):
         term(s, ql, gl, None, bg)
 
@@ -129,3 +130,69 @@ def test_composed_loss_holds_the_term_modules():
     assert NeighborRetrLoss(tau_uniform=9.0).uniform.tau == 9.0
     assert crit.kl.reduction == "mean"
     assert not list(crit.parameters())  # no parameters: checkpoints are unchanged
+
+
+@pytest.mark.parametrize("normalize_global", [True, False])
+def test_cosine_global_scores_spare_the_sinkhorn_span_check(
+    generator, monkeypatch, normalize_global
+):
+    # with normalised global features G is a cosine matrix: the loss hands the solver
+    # the bound 2 / eps (no device-to-host look at the scores); raw scores are checked
+    import hubrepro.losses.uniform as uniform_module
+
+    seen = []
+    real = uniform_module._sinkhorn
+
+    def spy(g, iters, eps, tol=0.0, span=None):
+        seen.append(span)
+        return real(g, iters, eps, tol, span)
+
+    monkeypatch.setattr(uniform_module, "_sinkhorn", spy)
+    ql, gl, qg, gg = _feats(generator)
+    loss = NeighborRetrLoss(normalize_global=normalize_global, w_neighbor=0.0)
+    got = loss(ql, gl, qg, gg, 20.0)
+    assert seen == ([2.0 + 1e-3] if normalize_global else [None])
+    monkeypatch.setattr(uniform_module, "_sinkhorn", real)
+    assert torch.equal(got, loss(ql, gl, qg, gg, 20.0))
+
+
+def test_neighbour_index_partition_is_the_top_k(generator):
+    # the CPU's NumPy partition and torch.topk (other devices, half precision) pick
+    # the same k columns of each row, the row's own column never among them
+    from hubrepro.losses.neighbor import _neighbour_index
+
+    s = torch.randn(2, 9, 9, generator=generator)
+    idx = _neighbour_index(s, 4)
+    diag = s.clone()
+    diag.diagonal(dim1=-2, dim2=-1).fill_(float("-inf"))
+    want = diag.topk(4, dim=-1).indices
+    assert torch.equal(idx.sort(dim=-1).values, want.sort(dim=-1).values)
+    assert not (idx == torch.arange(9)[None, :, None]).any()
+    half = _neighbour_index(s.double().bfloat16().float(), 4)  # still the CPU path
+    assert half.shape == (2, 9, 4)
+    bf = _neighbour_index(s.to(torch.bfloat16), 4)  # the topk path
+    assert bf.shape == (2, 9, 4) and not (bf == torch.arange(9)[None, :, None]).any()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("compat", ["fixed", "official"])
+@pytest.mark.parametrize("normalize_global", [True, False])
+def test_loss_on_cuda_is_the_cpu_loss(compat, normalize_global):
+    # the device paths (the torch Sinkhorn loops, no host synchronisation, top-k
+    # instead of the NumPy partition) give the CPU's values and gradients
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    gen = torch.Generator().manual_seed(3)
+    feats = [torch.randn(32, 16, generator=gen) for _ in range(4)]
+    bank = [torch.randn(64, 16, generator=gen) for _ in range(2)]
+    loss = NeighborRetrLoss(compat=compat, normalize_global=normalize_global)
+    out = {}
+    for dev in ("cpu", "cuda"):
+        x = [f.to(dev).requires_grad_(True) for f in feats]
+        bq, bg = (b.to(dev) for b in bank)
+        value = loss(*x, 20.0, bank_query_local=bq, bank_gallery_local=bg)
+        value.backward()
+        out[dev] = (value.detach().cpu(), [t.grad.cpu() for t in x])
+    torch.testing.assert_close(out["cuda"][0], out["cpu"][0], rtol=1e-4, atol=1e-5)
+    for got, want in zip(out["cuda"][1], out["cpu"][1], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)

@@ -296,6 +296,33 @@ class CentralityWeightedInfoNCE(nn.Module):
         )
         return w.detach() if self.detach else w
 
+    def weights_unit(
+        self,
+        query_global: torch.Tensor,
+        query_unit: torch.Tensor,
+        gallery_global: torch.Tensor,
+        gallery_unit: torch.Tensor,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Return :math:`(w^q, w^g)` of validated one-token features, locals L2-normalised.
+
+        Both modalities in one batched computation (``(None, None)`` when kappa is 0);
+        without a gradient graph when the weights are detached.
+        """
+        if self.kappa == 0:
+            return None, None
+        b = query_global.shape[0]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach):
+            g2 = F.normalize(torch.stack([query_global, gallery_global]), dim=-1)
+            t2 = torch.stack([query_unit, gallery_unit])
+            # sum of the cosines with every token: one product with the summed tokens
+            total = torch.bmm(g2, t2.sum(dim=1)[:, :, None])[..., 0]
+            if self.exclude_self:
+                c = (total - (g2 * t2).sum(dim=-1)) / (b - 1)
+            else:
+                c = total / b
+            w = torch.exp(self.kappa * c)
+        return w[0], w[1]
+
     def loss(
         self,
         sims: torch.Tensor,

@@ -76,16 +76,16 @@ def kl_consistency(
 
 
 def _kl(s: torch.Tensor, g: torch.Tensor, reduction: str) -> torch.Tensor:
-    total = s.new_zeros(())
-    for a, b in ((s, g), (s.T, g.T)):
-        logp = torch.log_softmax(a, dim=1)
-        kl = (logp.exp() * (logp - torch.log_softmax(b, dim=1))).sum()
-        # "mean" is the element-wise mean of F.kl_div, as the released code calls it
-        total = (
-            total
-            + kl / {"mean": a.numel(), "batchmean": a.shape[0], "sum": 1}[reduction]
-        )
-    return 0.5 * total
+    return _kl_stacked(torch.stack([s, s.T]), torch.stack([g, g.T]), reduction)
+
+
+def _kl_stacked(s2: torch.Tensor, g2: torch.Tensor, reduction: str) -> torch.Tensor:
+    # both directions at once on the stacks (S, S^T) and (G, G^T); "mean" is the
+    # element-wise mean of F.kl_div per direction, as the released code calls it
+    b = s2.shape[-1]
+    logp = torch.log_softmax(s2, dim=-1)
+    kl = (logp.exp() * (logp - torch.log_softmax(g2, dim=-1))).sum()
+    return kl / (2 * {"mean": b * b, "batchmean": b, "sum": 1}[reduction])
 
 
 class KLConsistency(nn.Module):
@@ -123,6 +123,10 @@ class KLConsistency(nn.Module):
     def loss(self, sims: torch.Tensor, global_sims: torch.Tensor) -> torch.Tensor:
         """Return the term of validated square matrices of the same shape."""
         return _kl(sims, global_sims, self.reduction)
+
+    def loss_stacked(self, s2: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
+        """Return the term of the stacks ``(S, S.T)`` and ``(G, G.T)``."""
+        return _kl_stacked(s2, g2, self.reduction)
 
     def forward(self, sims: torch.Tensor, global_sims: torch.Tensor) -> torch.Tensor:
         r"""Return :math:`L_{\rm KL}` of :math:`S` and :math:`G` (batch, batch)."""

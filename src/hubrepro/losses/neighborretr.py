@@ -284,25 +284,46 @@ class NeighborRetrLoss(nn.Module):
                 f"shape {tuple(ql.shape)}",
             )
         scale = check_scale(logit_scale, func)
-        # inputs are validated above: the terms below skip their own checks
-        s = F.normalize(ql, dim=-1) @ F.normalize(gl, dim=-1).T
-        if self.normalize_global:
-            g = F.normalize(qg, dim=-1) @ F.normalize(gg, dim=-1).T
-        else:
-            g = qg @ gg.T
-        zero = s.new_zeros(())
-        wti = self.wti.loss(
-            s, scale, self.wti.weights(qg, ql), self.wti.weights(gg, gl)
+        # inputs are validated above: the terms below skip their own checks. Shared
+        # work is done once: the normalised local features (S, both centralities),
+        # the stacks (S, S^T) of L_Nbi and L_KL and (G, G^T) of L_Opt and L_KL, on
+        # which each term runs its two directions as one batched computation.
+        qn, gn = F.normalize(ql, dim=-1), F.normalize(gl, dim=-1)
+        s = qn @ gn.T
+        use_nbi, use_uni, use_kl = (
+            self.w_neighbor > 0,
+            self.w_uniform > 0,
+            self.w_kl > 0,
         )
-        nbi = zero
-        if self.w_neighbor > 0:
+        zero = s.new_zeros(())
+        nbi = uni = kl = zero
+        wq, wg = self.wti.weights_unit(qg, qn, gg, gn)
+        wti = self.wti.loss(s, scale, wq, wg)
+        s2 = torch.stack([s, s.T]) if use_nbi or use_kl else None
+        g2 = None
+        if use_uni or use_kl:
+            if self.normalize_global:
+                g = F.normalize(qg, dim=-1) @ F.normalize(gg, dim=-1).T
+            else:
+                g = qg @ gg.T
+            g2 = torch.stack([g, g.T])
+        if use_nbi:
             bq, bg = self.neighbor.check_inputs(
                 func, b, ql.shape[1], bank_query_local, bank_gallery_local
             )
-            nbi = self.neighbor.loss(s, ql, gl, bq, bg)
-        uni = self.uniform.loss(g) if self.w_uniform > 0 else zero
-        kl = self.kl.loss(s, g) if self.w_kl > 0 else zero
-        loss = wti + self.w_uniform * uni + self.w_neighbor * nbi + self.w_kl * kl
+            nbi = self.neighbor.loss_stacked(s2, qn, gn, bq, bg)
+        if use_uni:
+            uni = self.uniform.loss_stacked(g2, bounded=self.normalize_global)
+        if use_kl:
+            kl = self.kl.loss_stacked(s2, g2)
+        loss = wti
+        for used, w, term in (
+            (use_uni, self.w_uniform, uni),
+            (use_nbi, self.w_neighbor, nbi),
+            (use_kl, self.w_kl, kl),
+        ):
+            if used:
+                loss = loss + w * term
         if return_terms:
             return {"loss": loss, "wti": wti, "uniform": uni, "neighbor": nbi, "kl": kl}
         return loss

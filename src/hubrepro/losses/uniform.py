@@ -17,7 +17,7 @@ from torch import nn
 
 from hubrepro import _validation as V
 from hubrepro.losses._checks import check_square_sims
-from hubrepro.ot import _sinkhorn
+from hubrepro.ot import _sinkhorn, _sinkhorn_both
 
 __all__ = ["uniform_regularisation", "UniformRegularisation"]
 
@@ -30,6 +30,7 @@ def uniform_regularisation(
     iters: int = 50,
     eps: float = 1.0,
     separate_plans: bool = False,
+    tol: float = 0.0,
 ) -> torch.Tensor:
     r"""Return the uniform regularisation :math:`L_{\rm Opt}` towards a Sinkhorn plan.
 
@@ -64,6 +65,9 @@ def uniform_regularisation(
         but after a finite number of iterations they differ, and so do the loss and
         its gradient (by up to a few percent of the term at raw score scales of
         20-50 and 50 iterations). Half the Sinkhorn cost.
+    tol : float, default 0.0
+        Opt-in early stop of Sinkhorn (see :func:`~hubrepro.ot.sinkhorn_plan`); 0 runs
+        exactly ``iters`` iterations, as the released code does.
 
     Returns
     -------
@@ -82,24 +86,53 @@ def uniform_regularisation(
     tau = V.check_positive(tau, "tau", func, allow_zero=True)
     iters = V.check_int(iters, "iters", func, low=1)
     eps = V.check_positive(eps, "eps", func)
-    return _uniform(g, beta, tau, iters, eps, bool(separate_plans))
+    tol = V.check_positive(tol, "tol", func, allow_zero=True)
+    return _uniform(g, beta, tau, iters, eps, bool(separate_plans), tol)
 
 
 def _uniform(
-    g: torch.Tensor, beta: float, tau: float, iters: int, eps: float, separate: bool
+    g: torch.Tensor,
+    beta: float,
+    tau: float,
+    iters: int,
+    eps: float,
+    separate: bool,
+    tol: float = 0.0,
 ) -> torch.Tensor:
-    # one plan per direction (the release), or the transpose of the plan of G (equal at
-    # convergence: uniform marginals, unique optimum)
-    q = _sinkhorn(g, iters, eps)
-    plans = (q, _sinkhorn(g.T, iters, eps) if separate else q.T)
-    total = g.new_zeros(())
-    # -sum_j T_ij log softmax_j(tau x_ij) with T = beta Q + (1 - beta) I, summed as
-    # non-negative terms (T >= 0, log-softmax <= 0): no cancellation below zero
-    for x, plan in zip((g, g.T), plans, strict=True):
-        logp = torch.log_softmax(tau * x, dim=1)
-        nll = -(beta * (plan * logp).sum(dim=1) + (1.0 - beta) * logp.diagonal())
-        total = total + nll.mean()
-    return 0.5 * total
+    g2 = torch.stack([g, g.T])
+    return _uniform_stacked(g2, _targets(g2, beta, iters, eps, separate, tol), tau)
+
+
+def _targets(
+    g2: torch.Tensor,
+    beta: float,
+    iters: int,
+    eps: float,
+    separate: bool,
+    tol: float,
+    span: float | None = None,
+) -> torch.Tensor:
+    # T = beta Q + (1 - beta) I of both directions, stacked (2, B, B), no gradient: one
+    # Sinkhorn run per direction on the stack (the release), or the plan of G and its
+    # transpose (equal at convergence: uniform marginals, unique optimum); `span`: a
+    # known bound on the score span divided by eps (no device check needed)
+    if separate and tol == 0 and g2.shape[-1] == g2.shape[-2]:
+        t = _sinkhorn_both(g2[0], iters, eps, span)
+    elif separate:
+        t = _sinkhorn(g2, iters, eps, tol, span)
+    else:
+        q = _sinkhorn(g2[0], iters, eps, tol, span)
+        t = torch.stack([q, q.T])
+    t.mul_(beta).diagonal(dim1=-2, dim2=-1).add_(1.0 - beta)
+    return t
+
+
+def _uniform_stacked(g2: torch.Tensor, t: torch.Tensor, tau: float) -> torch.Tensor:
+    # 1/2 sum over the two directions of mean_i -sum_j T_ij log softmax_j(tau x_ij), on
+    # the stack (G, G^T); summed as non-negative terms (T >= 0, log-softmax <= 0): no
+    # cancellation below zero
+    logp = torch.log_softmax(tau * g2, dim=-1)
+    return (t * logp).sum() / (-2 * g2.shape[-2])
 
 
 class UniformRegularisation(nn.Module):
@@ -107,7 +140,7 @@ class UniformRegularisation(nn.Module):
 
     Parameters
     ----------
-    beta, tau, iters, eps, separate_plans
+    beta, tau, iters, eps, separate_plans, tol
         As in :func:`uniform_regularisation` (``separate_plans=True``: the released
         code).
 
@@ -132,6 +165,7 @@ class UniformRegularisation(nn.Module):
         iters: int = 50,
         eps: float = 1.0,
         separate_plans: bool = False,
+        tol: float = 0.0,
     ) -> None:
         super().__init__()
         func = "UniformRegularisation"
@@ -140,18 +174,29 @@ class UniformRegularisation(nn.Module):
         self.iters = V.check_int(iters, "iters", func, low=1)
         self.eps = V.check_positive(eps, "eps", func)
         self.separate_plans = bool(separate_plans)
+        self.tol = V.check_positive(tol, "tol", func, allow_zero=True)
 
     def extra_repr(self) -> str:  # noqa: D102
         return (
             f"beta={self.beta}, tau={self.tau}, iters={self.iters}, eps={self.eps}, "
-            f"separate_plans={self.separate_plans}"
+            f"separate_plans={self.separate_plans}, tol={self.tol}"
         )
 
     def loss(self, global_sims: torch.Tensor) -> torch.Tensor:
         """Return the term of a validated square matrix."""
-        return _uniform(
-            global_sims, self.beta, self.tau, self.iters, self.eps, self.separate_plans
+        return self.loss_stacked(torch.stack([global_sims, global_sims.T]))
+
+    def loss_stacked(self, g2: torch.Tensor, *, bounded: bool = False) -> torch.Tensor:
+        """Return the term of the stack ``(G, G.T)`` of a validated square matrix.
+
+        ``bounded=True`` promises scores in [-1, 1] (cosines), so that the Sinkhorn
+        solver needs no look at their span (no device-to-host synchronisation).
+        """
+        span = 2.0 / self.eps + 1e-3 if bounded else None
+        t = _targets(
+            g2, self.beta, self.iters, self.eps, self.separate_plans, self.tol, span
         )
+        return _uniform_stacked(g2, t, self.tau)
 
     def forward(self, global_sims: torch.Tensor) -> torch.Tensor:
         r"""Return :math:`L_{\rm Opt}` of the global scores :math:`G` (batch, batch)."""

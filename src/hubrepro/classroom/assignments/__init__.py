@@ -24,6 +24,7 @@ from hubrepro.classroom.assignments import (
     a2_inverted_softmax,
     a3_hubness_vs_dimension,
     a4_neighbor_adjusting_loss,
+    a5_centrality_weight,
 )
 from hubrepro.classroom.core import Assignment, student_seed
 
@@ -41,6 +42,7 @@ ASSIGNMENTS: dict[str, Assignment] = {
         a2_inverted_softmax,
         a3_hubness_vs_dimension,
         a4_neighbor_adjusting_loss,
+        a5_centrality_weight,
     )
 }
 
