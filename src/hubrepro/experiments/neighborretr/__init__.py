@@ -64,7 +64,7 @@ from .plots import (
     plot_kappa,
     plot_stacking,
 )
-from .posthoc import gain_interval, posthoc_model, stacking_table
+from .posthoc import gain_interval, posthoc_model, stacking_display, stacking_table
 from .published import published_numbers
 from .runs import CURVE_KEYS, Runs, encode_world, make_world, train_conditions
 from .stats import (
@@ -121,6 +121,7 @@ __all__ = [
     "posthoc_model",
     "published_numbers",
     "run",
+    "stacking_display",
     "stacking_table",
     "summary_table",
     "train_conditions",

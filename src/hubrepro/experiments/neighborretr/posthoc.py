@@ -28,7 +28,7 @@ from hubrepro import inference
 
 from .config import StudyConfig
 
-__all__ = ["posthoc_model", "stacking_table", "gain_interval"]
+__all__ = ["posthoc_model", "stacking_table", "stacking_display", "gain_interval"]
 
 
 def _paired(world: Any, split: str, q: torch.Tensor, g: torch.Tensor,
@@ -202,3 +202,34 @@ def _gains(
         & (posthoc["direction"] == direction)
     ]
     return sub.set_index("seed")["gain"]
+
+
+def stacking_display(stack: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """:func:`stacking_table` for the page: one row per direction and normaliser.
+
+    Cells ``"+1.2 [0.3, 2.1]"`` (points of R@1) for the gain on each model and their
+    paired difference, and the reading of :func:`stacking_table`.
+    """
+    from hubrepro.normalize.variants import variant_label
+
+    words = {"query_to_gallery": "text→image", "gallery_to_query": "image→text"}
+    a, b = cfg.label(stack.attrs["baseline"]), cfg.label(stack.attrs["treatment"])
+
+    def cell(r: Any, col: str) -> str:
+        iv = inference.Interval(
+            r[col], r[f"{col}_low"], r[f"{col}_high"], 0.95, int(r["n"]), ""
+        )
+        return iv.format(1)
+
+    rows = [
+        {
+            "direction": words.get(r["direction"], r["direction"]),
+            "normaliser": variant_label(r["method"]),
+            f"gain on {a}": cell(r, "gain_a"),
+            f"gain on {b}": cell(r, "gain_b"),
+            "difference of the gains": cell(r, "difference"),
+            "reading": r["reading"],
+        }
+        for _, r in stack.iterrows()
+    ]
+    return pd.DataFrame(rows)
