@@ -8,7 +8,7 @@ the verdict (:func:`hubrepro.inference.verdict`, with the metric's margin of no
 practical difference), and returns :class:`~hubrepro.inference.Claim` rows for
 :func:`hubrepro.inference.save_claims`. "NeighborRetr" is the official objective (the
 authors' released behaviour; :ref:`sec-neighborretr`). A claim whose conditions were
-not trained is left out.
+not trained, or whose metric was not measured for both, is left out.
 
 Book: :ref:`sec-neighborretr`, the claims table.
 """
@@ -139,6 +139,14 @@ def decide_claims(runs: pd.DataFrame, cfg: StudyConfig) -> list[inference.Claim]
     for spec in claim_specs(sorted(present)):
         if spec.baseline not in present or spec.treatment not in present:
             continue
+        col = METRICS[spec.metric].column
+        if (
+            col not in runs.columns
+            or runs.loc[runs["condition"].isin([spec.baseline, spec.treatment]), col]
+            .isna()
+            .any()
+        ):
+            continue  # the metric was not measured for both conditions
         iv = paired_interval(runs, spec.baseline, spec.treatment, spec.metric)
         v = inference.verdict(
             iv, claim=spec.direction, equivalence=margin(cfg, spec.metric)
