@@ -302,7 +302,8 @@ def headlines(result: StudyResult) -> dict[str, float | int | str]:
 
     Always: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``, ``val-epochs``)
     and per trained condition the mean over seeds of each metric of :data:`METRICS`
-    (``val-<metric>-<condition>``, e.g. ``val-r1_t2i-infonce``); per
+    (``val-<metric>-<condition>``, e.g. ``val-r1_t2i-infonce``); the spread of mean
+    text→image R@1 over the values of κ trained (``val-kappa-r1-range``); per
     claim its estimate, interval ends and verdict (``val-<key>``, ``val-<key>-low``,
     ``val-<key>-high``, ``txt-<key>``) and the verdict counts (``val-n-supported``,
     ...). With gradient probes: the mean over seeds and epochs of each term's relative
@@ -320,6 +321,11 @@ def headlines(result: StudyResult) -> dict[str, float | int | str]:
     for cond in result.conditions:
         for key in METRICS:
             out[f"val-{key}-{cond}"] = float(metric_values(runs, cond, key).mean())
+    kappas = {0.3 if c == _NR else float(c[len("kappa-") :]): c for c in result.conditions
+              if c == _NR or (c.startswith("kappa-") and c[len("kappa-") :].replace(".", "", 1).isdigit())}  # fmt: skip
+    if len(kappas) > 1:
+        r1 = [float(metric_values(runs, c, "r1_t2i").mean()) for c in kappas.values()]
+        out["val-kappa-r1-range"] = max(r1) - min(r1)
     for c in result.claims:
         out[f"val-{c.key}"] = float(c.interval.estimate)
         out[f"val-{c.key}-low"] = float(c.interval.low)
