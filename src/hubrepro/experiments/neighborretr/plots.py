@@ -44,7 +44,10 @@ GRADIENT_LINES = (
     ("grad_rel_uniform", "L_Opt"),
     ("grad_rel_neighbor", "L_Nbi"),
     ("grad_rel_kl", "L_KL"),
-    ("grad_rel_kappa", "centrality weight e^{κC} (change of the InfoNCE gradient)"),
+    (
+        "grad_rel_kappa",
+        r"centrality weight $e^{\kappa C}$ (its change of the InfoNCE gradient)",
+    ),
 )
 
 
@@ -96,7 +99,11 @@ def plot_gradients(
     conds = [c for c in conditions if "grad_rel_kappa" in history.columns
              and history.loc[history["condition"] == c, "grad_rel_kappa"].notna().any()]  # fmt: skip
     n = max(1, len(conds))
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    ncol = min(2, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(5.2 * ncol, 3.0 * nrow + 0.9), squeeze=False, sharey=True
+    )
     for ax, cond in zip(axes.flat, conds, strict=False):
         sub = history[history["condition"] == cond]
         for col, name in GRADIENT_LINES:
@@ -108,8 +115,11 @@ def plot_gradients(
         ax.set_yscale("log")
         ax.set_title(cfg.label(cond), fontsize=10)
         ax.set_xlabel("epoch")
-    axes.flat[0].set_ylabel("gradient norm / InfoNCE's gradient norm")
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gradient norm / InfoNCE's")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout(rect=(0, 0.16 / nrow, 1, 1))
     _legend_below(fig, axes.flat[0], ncol=3)
     return fig
 
@@ -148,6 +158,8 @@ def plot_kappa(
             ref = metric_values(runs, "infonce-fixed-scale", key).mean()
             ax.axhline(ref, color="0.4", ls="--", lw=1, label="InfoNCE (scale 100)")
         ax.set_xscale("symlog", linthresh=0.3)
+        if xs:
+            ax.set_xlim(-0.15, max(xs) * 1.4 + 0.1)
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{x:g}" for x in xs])
         ax.set_xlabel("centrality scale κ")
@@ -177,7 +189,7 @@ def plot_deltas(
         mg = margin(cfg, key)
         ax.axvspan(-mg, mg, color="0.85", zorder=0)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_xlabel(f"difference in {METRICS[key].label}")
+        ax.set_xlabel(f"difference in\n{METRICS[key].label}")
     axes.flat[0].set_yticks(y)
     axes.flat[0].set_yticklabels(labels)
     axes.flat[0].invert_yaxis()
