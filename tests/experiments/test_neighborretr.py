@@ -301,3 +301,30 @@ def test_conditions_train_on_cuda_with_amp(cfg, world):
     model = runs.models[("neighborretr-official", 0)]
     assert next(model.parameters()).device.type == "cuda"
     assert runs.history["grad_rel_uniform"].gt(0).all()
+
+
+def test_resume_with_encoders_and_hooks_is_bit_identical(tmp_path, cfg, world):
+    from hubrepro.training import resume, train
+
+    tc = dataclasses.replace(
+        cfg.train_config("neighborretr-official", 0), checkpoint_every=2
+    )
+    data = make_world_train_data(world)
+    curve = RetrievalCurve(world_eval_data(world, "test", captions_per_image=1), k=3)
+
+    def hooks():
+        return [curve, TermGradients(seed=0)]
+
+    straight = train(tc, data, run_dir=tmp_path / "a", epoch_hooks=hooks())
+    part = train(
+        tc, data, run_dir=tmp_path / "b", stop_after_steps=3, epoch_hooks=hooks()
+    )
+    assert part.steps == 3  # killed mid-way through the first epoch
+    resumed = resume(tmp_path / "b", data, epoch_hooks=hooks())
+    assert _state_equal(straight.final_model, resumed.final_model)
+    assert _state_equal(straight.model, resumed.model)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in straight.history]
+    assert strip == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in resumed.history
+    ]
+    assert "grad_rel_uniform" in resumed.history[-1]
