@@ -229,7 +229,7 @@ def plot_stacking(stack: pd.DataFrame, cfg: StudyConfig) -> Any:
     dirs = list(dict.fromkeys(stack["direction"]))
     words = {"query_to_gallery": "text→image", "gallery_to_query": "image→text"}
     fig, axes = plt.subplots(
-        1, len(dirs), figsize=(5.0 * len(dirs), 3.8), squeeze=False, sharey=True
+        1, len(dirs), figsize=(6.2 * len(dirs), 3.8), squeeze=False, sharey=True
     )
     names = (cfg.label(stack.attrs["baseline"]), cfg.label(stack.attrs["treatment"]))
     for ax, d in zip(axes.flat, dirs, strict=True):
@@ -248,10 +248,10 @@ def plot_stacking(stack: pd.DataFrame, cfg: StudyConfig) -> Any:
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(x)
         ax.set_xticklabels(
-            [variant_label(m) for m in sub["method"]], rotation=30, ha="right"
+            [variant_label(m).replace(" (", "\n(") for m in sub["method"]], fontsize=8
         )
         ax.set_title(words.get(d, d), fontsize=10)
-    axes.flat[0].set_ylabel("gain in R@1 over the raw scores (points)")
+    axes.flat[0].set_ylabel("gain in R@1 over raw scores (points)")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     _legend_below(fig, axes.flat[0])
     return fig
