@@ -74,7 +74,7 @@ NR_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec("nr-r1-t2i", "Higher R@1 than InfoNCE, text→image", _NCE, _NR, "r1_t2i", "greater", "tbl-nr-deltas"),
     ClaimSpec("nr-r1-i2t", "Higher R@1 than InfoNCE, image→text", _NCE, _NR, "r1_i2t", "greater", "tbl-nr-deltas"),
     ClaimSpec("nr-r1-clip", "Higher R@1 than the CLIP recipe (learnt temperature)", "infonce", _NR, "r1_t2i", "greater", "tbl-nr-deltas"),
-    ClaimSpec("nr-hubness", "Less hubness (skewness of N_10)", _NCE, _NR, "skew", "less", "fig-nr-curves"),
+    ClaimSpec("nr-hubness", "Less hubness (skewness of N₁₀)", _NCE, _NR, "skew", "less", "fig-nr-curves"),
     ClaimSpec("nr-bad-hubs", "Fewer bad hubs (hub slots not relevant)", _NCE, _NR, "bad_hub", "less", "fig-nr-curves"),
     ClaimSpec("nr-antihubs", "Fewer anti-hubs (captions never retrieved)", _NCE, _NR, "antihub", "less", "fig-nr-k-occurrence"),
     ClaimSpec("nr-term-opt", "L_Opt contributes (R@1 text→image)", "no-uniform", _NR, "r1_t2i", "greater", "fig-nr-ablations"),
@@ -182,6 +182,12 @@ def d1_claim(
     )
 
 
+def _other_comparison(c: inference.Claim, cfg: StudyConfig) -> str:
+    if c.key == "db-d1-learned":
+        return f"{cfg.label(_NCE)}: min(ρ_q, ρ_g) − {cfg.d1_threshold:g}"
+    return ""
+
+
 def claims_table(
     claims: Sequence[inference.Claim],
     cfg: StudyConfig,
@@ -200,7 +206,9 @@ def claims_table(
         rows.append(
             {
                 "claim": c.claim,
-                "comparison": comparison_text(spec, cfg) if spec is not None else "",
+                "comparison": comparison_text(spec, cfg)
+                if spec is not None
+                else _other_comparison(c, cfg),
                 "verdict": c.verdict,
                 "difference [95 % interval]": c.interval.format(d)
                 if c.interval

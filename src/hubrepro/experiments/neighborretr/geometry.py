@@ -30,8 +30,8 @@ GEOMETRY_COLUMNS = {
     "mean_cos_query": "mean cosine between captions",
     "mean_cos_gallery": "mean cosine between images",
     "mean_cos_pairs": "mean cosine of matching pairs",
-    "rho_q": "ρ(N_10, similarity to the caption bank)",
-    "rho_g": "ρ(N_10, similarity to the image bank)",
+    "rho_q": "ρ(N₁₀, similarity to the caption bank)",
+    "rho_g": "ρ(N₁₀, similarity to the image bank)",
 }
 
 

@@ -33,7 +33,7 @@ __all__ = [
 CURVE_PANELS = (
     ("curve_q2g_R@1", 1.0, "R@1 text→image (%)"),
     ("curve_g2q_R@1", 1.0, "R@1 image→text (%)"),
-    ("curve_gallery_skewness", 1.0, "skewness of N_10 over the images"),
+    ("curve_gallery_skewness", 1.0, "skewness of N₁₀ over the images"),
     ("curve_gallery_hub_occupancy", 100.0, "top-10 slots on hub images (%)"),
     ("curve_q2g_bad_hub_fraction", 100.0, "hub slots not relevant (%)"),
     ("curve_query_antihub_rate", 100.0, "captions never retrieved (%)"),
@@ -212,7 +212,7 @@ def plot_k_occurrence(hist: pd.DataFrame, *, k: int) -> Any:
         ax.plot(
             bins[:-1], counts, label=col, lw=1.5 if gt else 2, ls="--" if gt else "-"
         )
-    ax.set_xlabel(f"N_{k}: captions that have the image in their top {k}")
+    ax.set_xlabel(f"$N_{{{k}}}$: captions that have the image in their top {k}")
     ax.set_ylabel("number of test images")
     ax.set_xlim(0, top)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
@@ -229,7 +229,7 @@ def plot_stacking(stack: pd.DataFrame, cfg: StudyConfig) -> Any:
     dirs = list(dict.fromkeys(stack["direction"]))
     words = {"query_to_gallery": "text→image", "gallery_to_query": "image→text"}
     fig, axes = plt.subplots(
-        1, len(dirs), figsize=(6.2 * len(dirs), 3.8), squeeze=False, sharey=True
+        len(dirs), 1, figsize=(7.5, 3.0 * len(dirs) + 0.8), squeeze=False, sharey=True
     )
     names = (cfg.label(stack.attrs["baseline"]), cfg.label(stack.attrs["treatment"]))
     for ax, d in zip(axes.flat, dirs, strict=True):
@@ -251,7 +251,8 @@ def plot_stacking(stack: pd.DataFrame, cfg: StudyConfig) -> Any:
             [variant_label(m).replace(" (", "\n(") for m in sub["method"]], fontsize=8
         )
         ax.set_title(words.get(d, d), fontsize=10)
-    axes.flat[0].set_ylabel("gain in R@1 over raw scores (points)")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    for ax in axes.flat:
+        ax.set_ylabel("gain in R@1 (points)")
+    fig.tight_layout(rect=(0, 0.1 / len(dirs), 1, 1))
     _legend_below(fig, axes.flat[0])
     return fig

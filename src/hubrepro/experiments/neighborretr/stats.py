@@ -61,7 +61,7 @@ METRICS: dict[str, Metric] = {
     "r1_t2i": Metric("q2g_R@1", 1.0, "R@1 text→image (%)", 1, "r1"),
     "r1_i2t": Metric("g2q_R@1", 1.0, "R@1 image→text (%)", 1, "r1"),
     "skew": Metric(
-        "gallery_skewness", 1.0, "skewness of N_10 over the images", 2, "skew"
+        "gallery_skewness", 1.0, "skewness of N₁₀ over the images", 2, "skew"
     ),
     "hub_occ": Metric(
         "gallery_hub_occupancy", 100.0, "top-10 slots on hub images (%)", 1, "rate"
