@@ -300,7 +300,8 @@ def run(cfg: StudyConfig) -> StudyResult:
 def headlines(result: StudyResult) -> dict[str, float | int | str]:
     """The numbers the book quotes, keyed by glue-key suffix (``val-...``, ``txt-...``).
 
-    Always: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``, ``val-epochs``)
+    Always: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``, ``val-epochs``),
+    the margins of the verdicts (``val-margin-r1``, ``val-margin-skew``, ``val-margin-rate``)
     and per trained condition the mean over seeds of each metric of :data:`METRICS`
     (``val-<metric>-<condition>``, e.g. ``val-r1_t2i-infonce``); the spread of mean
     text→image R@1 over the values of κ trained (``val-kappa-r1-range``); per
@@ -317,6 +318,9 @@ def headlines(result: StudyResult) -> dict[str, float | int | str]:
         "val-n-test": int(result.world.test.n_images),
         "val-seeds": int(cfg.n_seeds),
         "val-epochs": int(cfg.epochs),
+        "val-margin-r1": float(cfg.margin_r1),
+        "val-margin-skew": float(cfg.margin_skew),
+        "val-margin-rate": float(cfg.margin_rate),
     }
     for cond in result.conditions:
         for key in METRICS:
