@@ -8,6 +8,7 @@ Book: :ref:`sec-neighborretr`, :ref:`sec-posthoc-vs-training`.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -177,7 +178,7 @@ def plot_deltas(
 
     metrics = [m for m in metrics if m in set(deltas["metric"])]
     labels = list(dict.fromkeys(deltas["label"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 2.2, 0.45 * len(labels) + 1.6),
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics) + 1.9, 0.5 * len(labels) + 1.6),
                              squeeze=False, sharey=True)  # fmt: skip
     y = np.arange(len(labels))
     for ax, key in zip(axes.flat, metrics, strict=True):
@@ -191,7 +192,9 @@ def plot_deltas(
         ax.axvline(0, color="k", lw=0.8)
         ax.set_xlabel(f"difference in\n{METRICS[key].label}")
     axes.flat[0].set_yticks(y)
-    axes.flat[0].set_yticklabels(labels)
+    axes.flat[0].set_yticklabels(
+        [textwrap.fill(label, 22) for label in labels], fontsize=8
+    )
     axes.flat[0].invert_yaxis()
     fig.suptitle(f"each condition minus {cfg.label(reference)}", fontsize=10)
     fig.tight_layout()
