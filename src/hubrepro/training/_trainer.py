@@ -91,7 +91,7 @@ def _config_json(cfg: TrainConfig) -> dict[str, Any]:
 
 
 class Trainer:
-    """One training run: model, objective, optimiser, memory bank and their state.
+    r"""One training run: model, objective, optimiser, memory bank and their state.
 
     Implements the training procedure of NeighborRetr (``lin2025neighborretr``; the
     released ``NeighborRetr/training/trainer.py`` and ``utils/memory_bank.py`` of

@@ -6,21 +6,21 @@ on the trained models) show. Every run trains a
 :class:`~hubrepro.encoders.DualEncoder` (a small CNN and a small text tower) from
 random initialisation on the training split of a ``shapes-world``
 (:mod:`hubrepro.datasets.shapes_world`) with :class:`~hubrepro.training.Trainer`,
-under one of the conditions of :mod:`.config` (InfoNCE with a learnt temperature, the
+under one of the conditions of :mod:`~hubrepro.experiments.neighborretr.config` (InfoNCE with a learnt temperature, the
 CLIP recipe; InfoNCE at NeighborRetr's fixed scale; NeighborRetr ``fixed`` and
 ``official``; the official objective without each term; a :math:`\kappa` sweep;
 raised term weights), for several seeds with the same data and budget. Every
-comparison is paired by seed (:mod:`.stats`), every claim of NeighborRetr
-(``lin2025neighborretr``) gets a verdict with its interval (:mod:`.claims`).
+comparison is paired by seed (:mod:`~hubrepro.experiments.neighborretr.stats`), every claim of NeighborRetr
+(``lin2025neighborretr``) gets a verdict with its interval (:mod:`~hubrepro.experiments.neighborretr.claims`).
 
 A notebook builds a :class:`StudyConfig`, calls :func:`run` once and publishes the
 pieces of the :class:`StudyResult` (tables, figures, :func:`headlines`).
 
-Modules: :mod:`.config` (conditions, :class:`StudyConfig`), :mod:`.runs` (training and
-evaluation), :mod:`.stats` (summaries and paired differences), :mod:`.claims` (the
-verdicts), :mod:`.geometry` (modality gap and DBNorm's D1 on the learned geometry),
-:mod:`.posthoc` (normalisers on trained models), :mod:`.plots` (figures),
-:mod:`.published` (the paper's numbers).
+Modules: :mod:`~hubrepro.experiments.neighborretr.config` (conditions, :class:`StudyConfig`), :mod:`~hubrepro.experiments.neighborretr.runs` (training and
+evaluation), :mod:`~hubrepro.experiments.neighborretr.stats` (summaries and paired differences), :mod:`~hubrepro.experiments.neighborretr.claims` (the
+verdicts), :mod:`~hubrepro.experiments.neighborretr.geometry` (modality gap and DBNorm's D1 on the learned geometry),
+:mod:`~hubrepro.experiments.neighborretr.posthoc` (normalisers on trained models), :mod:`~hubrepro.experiments.neighborretr.plots` (figures),
+:mod:`~hubrepro.experiments.neighborretr.published` (the paper's numbers).
 
 Book: :ref:`sec-neighborretr`, :ref:`sec-posthoc-vs-training`.
 """
@@ -142,21 +142,21 @@ class StudyResult:
         The generated world (training, validation and test splits).
     runs : DataFrame
         One row per condition and seed: ``best_epoch`` and the test metrics of
-        :func:`~hubrepro.training.evaluate` (plus the rows of :data:`QBNORM`, the
+        :func:`~hubrepro.training.evaluate` (plus the rows of :data:`~hubrepro.experiments.neighborretr.claims.QBNORM`, the
         InfoNCE (scale 100) models re-scored by QB-Norm).
     history : DataFrame
         One row per condition, seed and epoch (training terms, validation metrics,
         the ``curve_*`` and ``grad_*`` columns of the epoch hooks).
     claims : list of Claim
-        The verdicts (:func:`decide_claims`, and D1 on the learned geometry).
+        The verdicts (:func:`~hubrepro.experiments.neighborretr.claims.decide_claims`, and D1 on the learned geometry).
     geometry : DataFrame
-        One row per condition and seed (:func:`geometry_row`).
+        One row per condition and seed (:func:`~hubrepro.experiments.neighborretr.geometry.geometry_row`).
     hist : DataFrame
         :math:`N_k` (``k = cfg.hist_k``) of the test images under InfoNCE and
         NeighborRetr (first seed) and under the relevance oracle.
     posthoc : DataFrame or None
         One row per condition of ``cfg.posthoc_conditions``, seed, direction and
-        normaliser (:func:`posthoc_model`); ``None`` when there is none.
+        normaliser (:func:`~hubrepro.experiments.neighborretr.posthoc.posthoc_model`); ``None`` when there is none.
     """
 
     cfg: StudyConfig
@@ -241,13 +241,13 @@ def run(cfg: StudyConfig) -> StudyResult:
     """Train every condition for every seed and measure everything the chapters show.
 
     Every condition of ``cfg.conditions`` is trained for every seed of ``cfg.seeds``
-    (:func:`train_conditions`; training curves, and per-term gradients for
+    (:func:`~hubrepro.experiments.neighborretr.runs.train_conditions`; training curves, and per-term gradients for
     ``cfg.gradient_conditions``); then, on the trained models: the geometry
-    (:func:`geometry_row`), the :math:`N_k` histograms of InfoNCE (scale 100) and
+    (:func:`~hubrepro.experiments.neighborretr.geometry.geometry_row`), the :math:`N_k` histograms of InfoNCE (scale 100) and
     NeighborRetr (official), the InfoNCE models re-scored by QB-Norm (the rows of
-    :data:`QBNORM`), every normaliser of ``cfg.posthoc_methods`` on the models of
-    ``cfg.posthoc_conditions`` (:func:`posthoc_model`), and the claims
-    (:func:`decide_claims`, :func:`d1_claim`).
+    :data:`~hubrepro.experiments.neighborretr.claims.QBNORM`), every normaliser of ``cfg.posthoc_methods`` on the models of
+    ``cfg.posthoc_conditions`` (:func:`~hubrepro.experiments.neighborretr.posthoc.posthoc_model`), and the claims
+    (:func:`~hubrepro.experiments.neighborretr.claims.decide_claims`, :func:`~hubrepro.experiments.neighborretr.claims.d1_claim`).
     """
     if not isinstance(cfg, StudyConfig):
         V.fail("run", "cfg", "a StudyConfig", type(cfg).__name__, exc=TypeError)
@@ -302,7 +302,7 @@ def headlines(result: StudyResult) -> dict[str, float | int | str]:
 
     Always: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``, ``val-epochs``),
     the margins of the verdicts (``val-margin-r1``, ``val-margin-skew``, ``val-margin-rate``)
-    and per trained condition the mean over seeds of each metric of :data:`METRICS`
+    and per trained condition the mean over seeds of each metric of :data:`~hubrepro.experiments.neighborretr.stats.METRICS`
     (``val-<metric>-<condition>``, e.g. ``val-r1_t2i-infonce``); the spread of mean
     text→image R@1 over the values of κ trained (``val-kappa-r1-range``); per
     claim its estimate, interval ends and verdict (``val-<key>``, ``val-<key>-low``,

@@ -4,7 +4,7 @@ Chapter :ref:`sec-theory` tests DBNorm's claim D1 (``wang2023balance``: hubs are
 similar to both modalities) and measures the modality gap (``liang2022mind``) on
 simulated worlds. Here the same statistics are computed on the test features of each
 trained model: the gap, the mean cosine within each modality and of matching pairs
-(:func:`hubrepro.datasets.synthetic.describe`), and the Spearman correlations
+(``hubrepro.datasets.synthetic.describe``), and the Spearman correlations
 (:func:`hubrepro.simulate.spearman`) of each test image's :math:`N_k` with its mean
 similarity to the query bank (training captions, ``rho_q``) and to the gallery bank
 (training images, ``rho_g``), as :func:`hubrepro.simulate.two_modality_items` defines
@@ -38,7 +38,7 @@ GEOMETRY_COLUMNS = {
 def geometry_row(
     world: Any, feats: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg: StudyConfig
 ) -> dict[str, float]:
-    """The geometry statistics of one model's features (from :func:`encode_world`)."""
+    """The geometry statistics of one model's features (from :func:`~hubrepro.experiments.neighborretr.runs.encode_world`)."""
     from hubrepro.datasets.synthetic import describe
     from hubrepro.hubness import k_occurrence
     from hubrepro.simulate import spearman
