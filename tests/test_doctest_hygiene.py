@@ -54,3 +54,25 @@ def test_the_pattern_catches_a_full_precision_repr():
     assert LONG_FLOAT.search("(0.5, -0.333333333)")
     assert not LONG_FLOAT.search("1.154701")
     assert not LONG_FLOAT.search("tensor([0.5000, 1.0000])")
+
+
+# known: in hubrepro.losses, which a parallel change (the loss speed-up of #14) owns;
+# make that docstring raw there, then delete the entry
+KNOWN_CONTROL_CHARACTERS = {"hubrepro/losses/contrastive.py::infonce"}
+
+
+def _control_characters():
+    # a TeX command in a non-raw docstring becomes a control character: "\rm" a carriage
+    # return, "\beta" a backspace, "\frac" a form feed, "\alpha" a bell
+    bad = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f]|\r")
+    for path in sorted(SRC.rglob("*.py")):
+        for name, doc in _docstrings(path):
+            if bad.search(doc):
+                where = f"{path.relative_to(SRC.parent)}::{name}"
+                if where not in KNOWN_CONTROL_CHARACTERS:
+                    yield where
+
+
+def test_no_docstring_holds_a_control_character():
+    bad = list(_control_characters())
+    assert not bad, 'make these docstrings raw (r"""..."""):\n' + "\n".join(bad)

@@ -27,7 +27,9 @@ an image tower) end to end on token ids and images (``TrainConfig.model``), and
 
 :class:`Trainer` holds a run's state with ``state_dict`` / ``load_state_dict`` and
 named steps (``fill_bank``, ``step``, ``end_epoch``); :func:`train` is the one-call
-form. The conditions of the book's experiments live in
+form. Epoch hooks measure a run as it trains without changing it: retrieval and
+hubness curves (:class:`RetrievalCurve`) and the gradient of each term of the
+objective against InfoNCE's (:class:`TermGradients`). The conditions of the book's experiments live in
 :mod:`hubrepro.experiments.neighborretr`. Book: :ref:`sec-neighborretr`.
 """
 
@@ -43,8 +45,19 @@ from hubrepro.training._data import (
     world_eval_data,
 )
 from hubrepro.training._distributed import gather_with_grad
-from hubrepro.training._evaluate import encode, evaluate, validation_metrics
+from hubrepro.training._evaluate import (
+    encode,
+    evaluate,
+    evaluate_features,
+    validation_metrics,
+)
 from hubrepro.training._model import build_loss, build_model
+from hubrepro.training._probes import (
+    TERMS,
+    RetrievalCurve,
+    TermGradients,
+    term_gradient_norms,
+)
 from hubrepro.training._run import resume, train
 from hubrepro.training._rundir import RUN_FILES
 from hubrepro.training._seed import seed_everything
@@ -53,9 +66,12 @@ from hubrepro.training._trainer import Trainer, TrainResult
 __all__ = [
     "MODEL_KINDS",
     "RUN_FILES",
+    "TERMS",
     "VALIDATION_KEYS",
     "EpochPairs",
     "EvalData",
+    "RetrievalCurve",
+    "TermGradients",
     "TrainConfig",
     "TrainData",
     "TrainResult",
@@ -64,6 +80,7 @@ __all__ = [
     "build_model",
     "encode",
     "evaluate",
+    "evaluate_features",
     "gather_with_grad",
     "load_run_data",
     "load_train_data",
@@ -71,6 +88,7 @@ __all__ = [
     "make_world_train_data",
     "resume",
     "seed_everything",
+    "term_gradient_norms",
     "train",
     "validation_metrics",
     "world_eval_data",

@@ -92,7 +92,14 @@ class EvalData:
     """A test split of raw inputs for :func:`~hubrepro.training.evaluate`.
 
     :class:`~hubrepro.datasets.PairedData` holds embeddings; a model trained end to
-    end is evaluated on its inputs. Attributes as in ``PairedData``.
+    end is evaluated on its inputs. Attributes as in ``PairedData``, and
+
+    Attributes
+    ----------
+    relevant : BoolTensor of shape (n_query, n_gallery) or None
+        Which query is relevant to which gallery item, when it is known exactly
+        (``shapes-world``: :func:`~hubrepro.datasets.shapes_world.relevance`); then
+        good and bad hubs are counted from it rather than from the concept labels.
     """
 
     name: str
@@ -101,6 +108,19 @@ class EvalData:
     query_to_gallery: torch.Tensor | None = None
     query_labels: torch.Tensor | None = None
     gallery_labels: torch.Tensor | None = None
+    relevant: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.relevant is not None:
+            shape = (int(self.query.shape[0]), int(self.gallery.shape[0]))
+            rel = V.as_tensor(self.relevant, "relevant", "EvalData")
+            if tuple(rel.shape) != shape or rel.dtype != torch.bool:
+                V.fail(
+                    "EvalData",
+                    "relevant",
+                    f"a boolean matrix of shape {shape} (queries x gallery)",
+                    f"{rel.dtype} of shape {tuple(rel.shape)}",
+                )
 
 
 class EpochPairs:
@@ -233,20 +253,50 @@ def make_world_train_data(world: Any) -> TrainData:
     )
 
 
-def world_eval_data(world: Any, split: str = "test") -> EvalData:
+def world_eval_data(
+    world: Any,
+    split: str = "test",
+    *,
+    captions_per_image: int | None = None,
+    relevance: bool = True,
+) -> EvalData:
     """The ``split`` of a :class:`~hubrepro.datasets.ShapesWorld` as :class:`EvalData`.
 
     Captions query images; the labels are the coarse (shape, colour) concept labels of
-    :attr:`~hubrepro.datasets.shapes_world.WorldSplit.image_labels`.
+    :attr:`~hubrepro.datasets.shapes_world.WorldSplit.image_labels`, and ``relevant``
+    is the exact caption-image relevance of the world
+    (:meth:`~hubrepro.datasets.shapes_world.WorldSplit.relevance`), from which
+    :func:`~hubrepro.training.evaluate` counts good and bad hubs.
+
+    Parameters
+    ----------
+    world : ShapesWorld
+    split : str, default "test"
+    captions_per_image : int or None
+        Keep only the first this many captions of each image (e.g. 1 for cheap
+        per-epoch curves); ``None`` keeps them all.
+    relevance : bool, default True
+        Compute the exact relevance matrix (``n_captions x n_images`` booleans).
     """
+    f = "world_eval_data"
     s = world.split(split)
+    q2g = s.caption_to_image
+    keep = torch.arange(q2g.shape[0])
+    if captions_per_image is not None:
+        c = V.check_int(captions_per_image, "captions_per_image", f, low=1)
+        first = torch.searchsorted(
+            q2g, q2g
+        )  # first caption row of each caption's image
+        keep = (keep - first < c).nonzero().squeeze(1)
+    rel = s.relevance()[keep] if relevance else None
     return EvalData(
         name=f"{world.name}/{split}",
-        query=s.tokens,
+        query=s.tokens[keep],
         gallery=s.images,
-        query_to_gallery=s.caption_to_image,
-        query_labels=s.caption_labels,
+        query_to_gallery=q2g[keep],
+        query_labels=s.caption_labels[keep],
         gallery_labels=s.image_labels,
+        relevant=rel,
     )
 
 

@@ -86,18 +86,33 @@ def evaluate(
     Returns one flat dict: R@1/5/10, MdR, MnR per direction (``q2g_*``, ``g2q_*``)
     and ``Rsum`` (:func:`hubrepro.retrieval.evaluate_retrieval`); hubness of the
     gallery under the queries (``gallery_*``) and of the queries under the gallery
-    (``query_*``) from :func:`hubrepro.hubness.hubness_report`; and, when the data
-    has concept labels, the good/bad-hub statistics of
-    :func:`hubrepro.hub_quality.neighbor_label_stats` in both directions.
+    (``query_*``) from :func:`hubrepro.hubness.hubness_report`; and the good/bad-hub
+    statistics in both directions: from the exact relevance when the data carry it
+    (``data.relevant``, :func:`hubrepro.datasets.shapes_world.relevance_hub_stats`),
+    else from concept labels when they exist
+    (:func:`hubrepro.hub_quality.neighbor_label_stats`).
 
     Book: :ref:`sec-neighborretr`.
     """
+    ql, gl = encode(model, data.query, data.gallery, batch_size=batch_size)
+    return evaluate_features(ql, gl, data, k=k, hub_factor=hub_factor)
+
+
+def evaluate_features(
+    query: torch.Tensor,
+    gallery: torch.Tensor,
+    data: Any,
+    *,
+    k: int = 10,
+    hub_factor: float = 2.0,
+) -> dict[str, float]:
+    """:func:`evaluate` on features already encoded (rows of ``data.query``, ``data.gallery``)."""
+    from hubrepro.datasets.shapes_world import relevance_hub_stats
     from hubrepro.hub_quality import neighbor_label_stats
     from hubrepro.hubness import hubness_report
     from hubrepro.retrieval import evaluate_retrieval
 
-    ql, gl = encode(model, data.query, data.gallery, batch_size=batch_size)
-    sims = (ql @ gl.T).cpu()
+    sims = (query @ gallery.T).float().cpu()
     res = evaluate_retrieval(sims, data.query_to_gallery)
     out: dict[str, float] = {"Rsum": float(res["Rsum"])}
     for d, short in (("query_to_gallery", "q2g"), ("gallery_to_query", "g2q")):
@@ -105,7 +120,14 @@ def evaluate(
     for side, mat in (("gallery", sims), ("query", sims.T)):
         rep = hubness_report(mat, k=min(k, mat.shape[1]))
         out.update({f"{side}_{m}": float(v) for m, v in rep.items() if m != "k"})
-    if data.query_labels is not None and data.gallery_labels is not None:
+    relevant = getattr(data, "relevant", None)
+    if relevant is not None:
+        for short, mat, rel in (("q2g", sims, relevant), ("g2q", sims.T, relevant.T)):
+            st = relevance_hub_stats(
+                mat, rel.cpu(), k=min(k, mat.shape[1]), hub_factor=hub_factor
+            )
+            out.update({f"{short}_{m}": float(v) for m, v in st.items() if m != "k"})
+    elif data.query_labels is not None and data.gallery_labels is not None:
         for short, mat, a, b in (
             ("q2g", sims, data.query_labels, data.gallery_labels),
             ("g2q", sims.T, data.gallery_labels, data.query_labels),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ def train(
     overwrite: bool = False,
     stop_after_steps: int | None = None,
     model: torch.nn.Module | None = None,
+    epoch_hooks: Sequence[Callable[[Trainer], Mapping[str, Any]]] = (),
 ) -> TrainResult:
     """Train a dual encoder with InfoNCE or NeighborRetr: ``Trainer(...).open(...).fit()``.
 
@@ -51,6 +53,8 @@ def train(
     model : torch.nn.Module or None
         A dual encoder to fine-tune instead of the one ``cfg.model`` builds (see
         :class:`Trainer`).
+    epoch_hooks : sequence of callables, optional
+        Per-epoch measurements added to the history (see :class:`Trainer`).
 
     Returns
     -------
@@ -75,7 +79,7 @@ def train(
     start, and a run killed before its first checkpoint is started from its
     beginning by ``resume``.
     """
-    trainer = Trainer(cfg, data, model=model, run_dir=run_dir)
+    trainer = Trainer(cfg, data, model=model, run_dir=run_dir, epoch_hooks=epoch_hooks)
     return trainer.open(resume=resume, overwrite=overwrite).fit(
         stop_after_steps=stop_after_steps
     )

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ def _config_json(cfg: TrainConfig) -> dict[str, Any]:
 
 
 class Trainer:
-    """One training run: model, objective, optimiser, memory bank and their state.
+    r"""One training run: model, objective, optimiser, memory bank and their state.
 
     Implements the training procedure of NeighborRetr (``lin2025neighborretr``; the
     released ``NeighborRetr/training/trainer.py`` and ``utils/memory_bank.py`` of
@@ -115,6 +115,14 @@ class Trainer:
     run_dir : str or Path or None
         Where :meth:`open` and the steps write the config, metrics and checkpoints;
         ``None`` keeps everything in memory.
+    epoch_hooks : sequence of callables, optional
+        Called as ``hook(trainer)`` at the end of every epoch, after the last step and
+        before the bank is cleared; each returns a mapping of numbers that is added to
+        the epoch's history row (e.g. :class:`~hubrepro.training.RetrievalCurve`,
+        :class:`~hubrepro.training.TermGradients`). A hook must leave the run as it
+        found it (no optimiser step, no draw from the global random state), so that a
+        run with hooks trains exactly as one without; the hooks are not part of a
+        checkpoint: give them again to the trainer of a resumed run.
 
     Notes
     -----
@@ -126,8 +134,13 @@ class Trainer:
       (the bank filled with ``mb_batch`` batches encoded without gradient);
     - :meth:`step` -- one optimiser step on a global batch of pairs (all-gathered
       features under ``torchrun``), then the batch pushed to the bank;
-    - :meth:`end_epoch` -- the bank cleared, validation, ``best.pt`` when the score
-      improves, the history row, ``metrics.*`` and a checkpoint.
+    - :meth:`end_epoch` -- the epoch hooks, the bank cleared, validation, ``best.pt``
+      when the score improves, the history row, ``metrics.*`` and a checkpoint.
+
+    The memory bank is filled and pushed only when the objective reads it (NeighborRetr
+    with ``w_neighbor > 0``); for InfoNCE and the NeighborRetr ablation without
+    :math:`L_{\rm Nbi}` it stays empty, which changes no number (the bank is encoded
+    without gradient and draws from its own generator).
 
     :meth:`state_dict` / :meth:`load_state_dict` hold everything a resume needs
     (model, optimiser, scheduler, AMP scaler, RNG states, bank, epoch, position in the
@@ -156,6 +169,7 @@ class Trainer:
         *,
         model: torch.nn.Module | None = None,
         run_dir: str | Path | None = None,
+        epoch_hooks: Sequence[Callable[[Trainer], Mapping[str, Any]]] = (),
     ) -> None:
         f = "train"
         if not isinstance(cfg, TrainConfig):
@@ -169,6 +183,16 @@ class Trainer:
                 exc=TypeError,
             )
         self.cfg, self.data = cfg, data
+        self.epoch_hooks = tuple(epoch_hooks)
+        for hook in self.epoch_hooks:
+            if not callable(hook):
+                V.fail(
+                    f,
+                    "epoch_hooks",
+                    "callables hook(trainer) -> mapping",
+                    type(hook).__name__,
+                    exc=TypeError,
+                )
         self.rank, self.world = _dist()
         if cfg.batch_size % self.world:
             V.fail(
@@ -204,6 +228,8 @@ class Trainer:
         self.use_amp = bool(cfg.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.bank = FIFOBank(cfg.mb_batch * cfg.batch_size)
+        # only L_Nbi reads the bank: other objectives skip encoding and pushing it
+        self.uses_bank = cfg.loss == "neighborretr" and cfg.w_neighbor > 0
         self.history: list[dict[str, Any]] = []
         self.step_count = self.epoch = self.pos = 0
         self.best_score: float | None = None
@@ -408,7 +434,8 @@ class Trainer:
         self._order = self.pairs.order(self.epoch)
         self.model.train()
         if self.pos == 0:
-            self.fill_bank()
+            if self.uses_bank:
+                self.fill_bank()
             self.epoch_sums = {}
         self._t0 = time.perf_counter()
 
@@ -449,7 +476,9 @@ class Trainer:
         self.scheduler.step()
         ql, gl = out["query_local"].detach(), out["gallery_local"].detach()
         # push the gathered batch (every rank the same) or, as released, the rank's own
-        if cfg.per_rank_bank:
+        if not self.uses_bank:
+            pass
+        elif cfg.per_rank_bank:
             self._push(mine, q_local=ql[lo:hi], g_local=gl[lo:hi])
         else:
             self._push(idx, q_local=ql, g_local=gl)
@@ -461,13 +490,12 @@ class Trainer:
         return values
 
     def end_epoch(self) -> dict[str, Any]:
-        """Close the epoch: clear the bank, validate, keep the best model, checkpoint.
+        """Close the epoch: run the hooks, clear the bank, validate, keep the best model, checkpoint.
 
         Returns the epoch's history row (``epoch``, ``step``, ``lr``, ``logit_scale``,
-        ``train_<term>`` means, ``seconds`` and ``val_<metric>``).
+        ``train_<term>`` means, ``seconds``, the hooks' values and ``val_<metric>``).
         """
         cfg, data = self.cfg, self.data
-        self.bank.clear()
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
             "step": self.step_count,
@@ -478,6 +506,9 @@ class Trainer:
             {f"train_{k}": v / self.n_batches for k, v in self.epoch_sums.items()}
         )
         row["seconds"] = time.perf_counter() - self._t0
+        for hook in self.epoch_hooks:
+            row.update({str(k): float(v) for k, v in dict(hook(self)).items()})
+        self.bank.clear()
         if data.val_query is not None:
             val = validation_metrics(
                 self.model,
