@@ -56,9 +56,7 @@ def test_the_pattern_catches_a_full_precision_repr():
     assert not LONG_FLOAT.search("tensor([0.5000, 1.0000])")
 
 
-# known: in hubrepro.losses, which a parallel change (the loss speed-up of #14) owns;
-# make that docstring raw there, then delete the entry
-KNOWN_CONTROL_CHARACTERS = {"hubrepro/losses/contrastive.py::infonce"}
+KNOWN_CONTROL_CHARACTERS: set[str] = set()
 
 
 def _control_characters():

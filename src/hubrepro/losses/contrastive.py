@@ -23,7 +23,7 @@ def infonce(
     w_query: torch.Tensor | None = None,
     w_gallery: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE with optional per-sample weights, on validated inputs.
+    r"""Symmetric InfoNCE with optional per-sample weights, on validated inputs.
 
     The one implementation behind :func:`symmetric_infonce` (no weights) and the
     centrality-weighted :math:`L_{\rm Wti}` of NeighborRetr
