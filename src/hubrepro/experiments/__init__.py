@@ -16,7 +16,7 @@ module                                             notebook
 :mod:`~hubrepro.experiments.synthetic_generator`   31, the synthetic generator's knobs
 :mod:`~hubrepro.experiments.shapes_world_data`     32, the shapes-world data
 :mod:`~hubrepro.experiments.dbnorm`                40-44, the DBNorm reproduction
-:mod:`~hubrepro.experiments.normalizer_cost`     45, what each normaliser costs
+:mod:`~hubrepro.experiments.normalizer_cost`       45, what each normaliser costs
 :mod:`~hubrepro.experiments.neighborretr`          50-52 and 60, NeighborRetr
 :mod:`~hubrepro.experiments.environment`           70, environment and run times
 =================================================  ========================================
