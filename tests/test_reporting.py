@@ -33,7 +33,7 @@ def test_save_artifact_dispatches_on_type(tmp_path):
     assert reporting.save_artifact(fig, tmp_path, "nb10-fig-x").suffix == ".png"
     plt.close(fig)
     assert reporting.save_artifact({"x": 1}, tmp_path, "nb10-val-x").suffix == ".json"
-    assert reporting.format_table(df, 2).iloc[0, 0] == 1.23
+    assert reporting.format_table(df, 2).display.iloc[0, 0] == "1.23"
 
 
 def _cfg_class():
