@@ -415,7 +415,7 @@ def test_toc_lists_existing_pages_and_every_notebook():
 
 
 _GLUE_USE = re.compile(
-    r"(?:\{glue:(?:text|figure|any|math)\}`|```\{glue:(?:figure|math)\}\s+)(?:executed/(?P<nb1>\d\d_[\w-]+)\.ipynb::)?(?P<key>nb\d\d-[\w-]+)(?:[^\n]*\n:doc: executed/(?P<nb2>\d\d_[\w-]+)\.ipynb)?"
+    r"(?:\{glue:(?:text|figure|any|math)\}`|```\{glue:(?:figure|table|math)\}\s+)(?:executed/(?P<nb1>\d\d_[\w-]+)\.ipynb::)?(?P<key>nb\d\d-[\w-]+)(?:[^\n]*\n:doc: executed/(?P<nb2>\d\d_[\w-]+)\.ipynb)?"
 )
 # glue("key", ...), reporting.publish("key", ...), reporting.record_provenance(cfg, "key")
 _GLUE_DEF = re.compile(
@@ -487,6 +487,10 @@ fig, ax = plt.subplots()
 ax.plot(range(n))
 glue("nb10-fig-line", fig, display=False)
 glue("nb10-tbl-small", pd.DataFrame({"a": [1, 2]}), display=False)
+from hubrepro import reporting
+ledger = pd.DataFrame({"claim": ["a line rises"], "evidence": ["fig-mini-line"],
+                       "where": ["sec-mini-more"]})
+glue("nb10-tbl-ledger", reporting.table(ledger, links=["evidence", "where"]), display=False)
 glue("nb10-val-pi", 3.14159, display=False)
 glue("nb10-txt-word", "hubness", display=False)
 glue("nb10-val-n", n * 1000 + 7, display=False)
@@ -514,6 +518,16 @@ A line.
 :name: tbl-mini
 
 A table.
+```
+
+(sec-mini-more)=
+## More
+
+```{glue:table} nb10-tbl-ledger
+:doc: executed/10_mini.ipynb
+:name: tbl-mini-ledger
+
+A ledger, see {numref}`tbl-mini-ledger`.
 ```
 """
 
@@ -548,6 +562,14 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     assert 'id="fig-mini-line"' in html and 'alt="a rising straight line"' in html
     assert "A line." in html and 'class="dataframe"' in html
     assert "3007" in html
+    # {glue:table}: numbered as a table, caption above the table; its book labels are
+    # numbered links to the figure and the section they name
+    cap = html.index("A ledger, see")
+    assert html.rfind("Table 1", 0, cap) > html.rfind("<figure", 0, cap)
+    assert html.index('class="hubrepro-table"', cap) > cap
+    assert '<span class="std std-numref">Table 1</span>' in html
+    assert re.search(r'href="#fig-mini-line"[^>]*>Fig\. 1<', html), html[cap:][:3000]
+    assert re.search(r'href="#sec-mini-more"[^>]*>More<', html)
     # the notebook re-runs with another parameter: an incremental build updates the chapter
     assert _run(nb, root, "-p", "n", "5").returncode == 0
     proc = subprocess.run(
@@ -579,6 +601,18 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
         timeout=600,
     )
     assert proc.returncode != 0 and "nb10-fig-gone" in proc.stdout + proc.stderr
+    # a label in a table that names nothing in the book fails the build as well
+    (root / "book" / "chapter.md").write_text(
+        CHAPTER.replace("sec-mini-more)=", "sec-mini-renamed)=")
+    )
+    proc = subprocess.run(
+        [jb, "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "unknown label 'sec-mini-more'" in proc.stdout + proc.stderr
 
 
 # ------------------------------------------------------------------ offline book, editions
@@ -890,8 +924,11 @@ def test_api_reference_documents_every_public_module():
 
 
 _FIGURE = re.compile(
-    r"^(`{3,}|:{3,})\{glue:figure\}\s+(\S+)\n(.*?)^\1\s*$", flags=re.M | re.S
+    r"^(`{3,}|:{3,})\{glue:(figure|table)\}\s+(\S+)\n(.*?)^\1\s*$", flags=re.M | re.S
 )
+# chapters whose tables are still pasted as figures; their owner (the NeighborRetr
+# rework) converts them to {glue:table}, then they leave this list
+_TABLES_AS_FIGURES_PENDING = {"06_neighborretr.md", "07_posthoc_vs_training.md"}
 
 
 def test_pasted_figures_have_a_name_a_caption_and_alt_text():
@@ -904,7 +941,7 @@ def test_pasted_figures_have_a_name_a_caption_and_alt_text():
             continue
         for m in _FIGURE.finditer(page.read_text()):
             n += 1
-            key, body = m.group(2), m.group(3)
+            kind, key, body = m.group(2), m.group(3), m.group(4)
             opts = dict(re.findall(r"^:([\w-]+):\s*(.*)$", body, flags=re.M))
             caption = " ".join(
                 ln for ln in body.splitlines() if ln.strip() and not ln.startswith(":")
@@ -915,6 +952,15 @@ def test_pasted_figures_have_a_name_a_caption_and_alt_text():
                 problems.append(f"{page.name}: {key} has no caption")
             if "-fig-" in key and not opts.get("alt", "").strip():
                 problems.append(f"{page.name}: {key} has no :alt: text")
+            # a table is numbered as a table ("Table 5.1"), a figure as a figure
+            if "-tbl-" in key and kind == "figure":
+                if page.name not in _TABLES_AS_FIGURES_PENDING:
+                    problems.append(
+                        f"{page.name}: the table {key} is pasted with {{glue:figure}}; "
+                        "use {glue:table}, which numbers it as a table"
+                    )
+            if "-fig-" in key and kind == "table":
+                problems.append(f"{page.name}: the figure {key} is pasted as a table")
         # a figure pasted with the bare {glue} / {glue:any} directive has no caption or alt
         for m in re.finditer(
             r"^(?:`{3,}|:{3,})\{glue(?::any)?\}\s+(nb\d\d-fig-[\w-]+)",
