@@ -183,6 +183,25 @@ def test_report_notebooks_depend_on_the_other_notebooks_timings():
     assert extra != run_notebooks._report_extra("70_environment", {**t, "20_b": 2.5})
 
 
+def test_the_ledger_reruns_when_a_claims_file_changes(tmp_path):
+    t = {"40_a": 1.0, "75_claims_ledger": 0.5}
+    arts = tmp_path / "artifacts"
+    none = run_notebooks._report_extra("75_claims_ledger", t, arts)
+    (arts / "40_a").mkdir(parents=True)
+    (arts / "40_a" / "claims.csv").write_text("key\ndb-a\n")
+    one = run_notebooks._report_extra("75_claims_ledger", t, arts)
+    assert one != none
+    (arts / "40_a" / "claims.csv").write_text("key\ndb-b\n")
+    assert run_notebooks._report_extra("75_claims_ledger", t, arts) != one
+    # its own output folder does not count, and other notebooks ignore claims
+    (arts / "75_claims_ledger").mkdir()
+    (arts / "75_claims_ledger" / "claims.csv").write_text("x\n")
+    two = run_notebooks._report_extra("75_claims_ledger", t, arts)
+    (arts / "75_claims_ledger" / "claims.csv").write_text("y\n")
+    assert run_notebooks._report_extra("75_claims_ledger", t, arts) == two
+    assert run_notebooks._report_extra("40_a", t, arts) == ""
+
+
 # ------------------------------------------------------------------ failures
 
 

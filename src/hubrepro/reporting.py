@@ -14,6 +14,7 @@ import dataclasses
 import datetime as _dt
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
@@ -283,6 +284,7 @@ COLUMN_LABELS: dict[str, str] = {
     "ci_low": "95 % interval, low",
     "ci_high": "95 % interval, high",
     "verdict": "verdict",
+    "interval": "difference [95 % interval]",
     "evidence": "evidence",
     "claim": "claim",
     "paper": "paper",
@@ -341,6 +343,10 @@ TABLE_CLASS = "hubrepro-table"
 #: extension turns ``href="#<label>"`` into a link to the labelled section, figure or
 #: table, with its number as the text.
 REF_CLASS = "hubrepro-ref"
+
+
+#: what a book label looks like (only such values of a ``links`` column become links)
+_BOOK_LABEL = re.compile(r"(?:sec|fig|tbl|eq)-[\w-]+")
 
 
 def _esc(text: Any) -> str:
@@ -457,7 +463,7 @@ class Table:
         if self._numeric is not None and bool(self._numeric.iat[i, j]):
             classes.append("num")
         body = _esc(text)
-        if col in self._links and text not in ("", "—"):
+        if col in self._links and _BOOK_LABEL.fullmatch(str(text)):
             body = f'<a class="{REF_CLASS}" href="#{_esc(text)}">{_esc(text)}</a>'
         if self._bold is not None and bool(self._bold.iat[i, j]):
             body = f"<strong>{body}</strong>"
@@ -565,7 +571,8 @@ def table(
         has an ``X sd`` (or ``X_sd``) partner. The sd columns are not shown apart.
     links : iterable, optional
         Columns whose values are book labels (``sec-...``, ``fig-...``, ``tbl-...``):
-        shown as cross-references, which the book turns into numbered links.
+        shown as cross-references, which the book turns into numbered links (other
+        values, such as words, are shown as they are).
     highlight : {"max", "min"}, optional
         Bold the largest (smallest) number of each numeric column.
 
