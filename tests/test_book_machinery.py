@@ -892,6 +892,21 @@ def test_every_exercise_has_a_solution():
 SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md"))
 
 
+def test_every_glued_table_goes_through_the_formatting_helper():
+    """Tables reach the book only through reporting.publish, which glues a reporting.Table.
+
+    A bare ``glue("nbNN-tbl-...", frame)`` would paste pandas' own HTML (truncated,
+    raw column keys); :func:`hubrepro.reporting.publish` formats every table key.
+    """
+    bare = []
+    for src in SOURCES:
+        for m in re.finditer(
+            r"\bglue\(\s*f?[\"'](nb\d\d-tbl-[^\"']*)", src.read_text()
+        ):
+            bare.append(f"{src.name}: {m.group(1)}")
+    assert not bare, f"tables glued without reporting.publish: {bare}"
+
+
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_notebook_has_a_tiny_set_and_a_parameters_cell(src):
     import jupytext

@@ -79,7 +79,17 @@ def test_publish_saves_and_glues_and_record_provenance_uses_the_final_config(
     )
     df = pd.DataFrame({"a": [1.0]})
     assert reporting.publish("nb99-tbl-x", df, tmp_path) is df
-    assert (tmp_path / "nb99-tbl-x.csv").exists() and glued["nb99-tbl-x"] is df
+    assert (tmp_path / "nb99-tbl-x.csv").exists()
+    # a table key is always glued through the formatting helper, never a bare frame
+    assert isinstance(glued["nb99-tbl-x"], reporting.Table)
+    assert 'class="hubrepro-table"' in glued["nb99-tbl-x"]._repr_html_()
+    made = reporting.table(df, 3)
+    reporting.publish("nb99-tbl-y", made)
+    assert glued["nb99-tbl-y"] is made
+    import pytest
+
+    with pytest.raises(TypeError, match="nb99-tbl-z"):
+        reporting.publish("nb99-tbl-z", [1, 2])
     reporting.publish("nb99-val-n", 3)
     assert glued["nb99-val-n"] == 3 and not (tmp_path / "nb99-val-n.json").exists()
 

@@ -220,7 +220,10 @@ def publish(
     The one call behind every number, table and figure the book pastes: a DataFrame is
     written as ``artifact_dir/key.csv``, a figure as ``key.png``, anything else as
     ``key.json`` (:func:`save_artifact`), then ``myst_nb.glue(key, obj,
-    display=display)`` makes it available to ``{glue:*}`` pastes. Plain numbers and
+    display=display)`` makes it available to ``{glue:*}`` pastes. A table key
+    (``nbNN-tbl-...``) is always glued as a :class:`Table`: a bare DataFrame goes
+    through :func:`table` with its defaults (pass a :func:`table` to choose labels,
+    decimals or links). Plain numbers and
     strings are glued only (pass ``artifact_dir=None``). Returns ``obj`` so a notebook
     cell can end with it and show it.
     """
@@ -228,7 +231,17 @@ def publish(
 
     if artifact_dir is not None:
         save_artifact(obj, artifact_dir, key)
-    glue(key, obj, display=display)
+    shown = obj
+    if "-tbl-" in key and not isinstance(obj, Table):
+        import pandas as pd
+
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(
+                f"publish: the table {key!r} must be a DataFrame or a reporting.table; "
+                f"got {type(obj).__name__}."
+            )
+        shown = table(obj)  # every glued table goes through the one formatting helper
+    glue(key, shown, display=display)
     return obj
 
 
