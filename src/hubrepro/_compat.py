@@ -10,7 +10,6 @@ extension that registers the operator schemas cannot load; ``open_clip``,
 modules, defines the two missing schemas (``nms``, ``qnms``) in a fragment
 library kept alive at module level, and imports again. It never touches a
 working torchvision, and it is a no-op where torchvision is not installed.
-The detection and remedy are described in the project's ``stack.md`` notes.
 """
 
 from __future__ import annotations
