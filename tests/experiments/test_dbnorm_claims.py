@@ -121,3 +121,31 @@ def test_a_method_that_was_not_run_leaves_its_claims_out(cfg):
     data = load_dataset("synthetic", seed=1, n_gallery=40, n_bank_gallery=120, dim=8)
     out = X.decide_claims(X.run_many({"tiny": data}, small), small)
     assert [c.key for c in out.claims] == ["db-is-gain", "db-published-numbers"]
+
+
+def test_heatmap_numbers_are_dark_on_light_cells_and_the_delta_legend_sits_below():
+    import matplotlib.colors as mcolors
+    import pandas as pd
+
+    grid = pd.DataFrame(
+        [[10.0, 20.0], [30.0, 40.0]], index=[5.0, 20.0], columns=[1.0, 10.0]
+    )
+    fig = X.plot_beta_heatmap(grid)
+    ax = fig.axes[0]
+    colours = {t.get_text(): mcolors.to_hex(t.get_color()) for t in ax.texts}
+    assert colours["40.0"] == "#000000" and colours["10.0"] == "#ffffff"
+
+
+def test_delta_chart_has_error_bars_and_a_legend_outside_the_axes(result, cfg):
+    d = X.delta_intervals(result, "R@1", n_boot=50)
+    fig = X.plot_delta(result.table, intervals=d)
+    ax = fig.axes[0]
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 2  # one bar series per dataset
+    assert all(c.errorbar is not None for c in bars)
+    assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == 2
+    box = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+    assert box.y1 <= 0  # anchored below the axes
+    assert "percentage points" in ax.get_xlabel()

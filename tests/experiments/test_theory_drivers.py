@@ -298,7 +298,8 @@ def test_notebook_22_run_headlines_and_labels():
     t3 = nb22.t3_table(result)
     assert {variant_label("dualis"), variant_label("is")} <= set(t3.columns)
     fig = nb22.plot_bank_benefit(result)
-    legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    # the legend sits below the panels (a figure legend), covering no line
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == [variant_label(m) for m in ("is", "is-g", "dualis")]
     for fig in (
         nb22.plot_scatter(result),
@@ -338,3 +339,18 @@ def test_cuda_grid_equals_cpu_grid():
     a = _theory.single_set_grid(["gaussian"], [16], n=200, replicates=1, device="cpu")
     b = _theory.single_set_grid(["gaussian"], [16], n=200, replicates=1, device="cuda")
     np.testing.assert_allclose(a["value"], b["value"], rtol=1e-4, atol=1e-4)
+
+
+def test_many_panels_wrap_into_rows_of_three():
+    import numpy as np
+
+    from hubrepro.experiments._theory import panel_grid, plot_histograms
+
+    fig, axes = panel_grid(8, 3.0, 2.5)
+    assert len(axes) == 8 and len(fig.axes) == 9  # a 3 x 3 grid, the last cell hidden
+    assert [a.get_subplotspec().colspan.start for a in axes[:4]] == [0, 1, 2, 0]
+    assert not fig.axes[8].get_visible()
+    width, height = fig.get_size_inches()
+    assert width < 3 * height  # a grid, not a strip
+    fig = plot_histograms({f"d={d}": np.arange(20) % (d + 1) for d in range(5)}, k=3)
+    assert sum(a.get_visible() for a in fig.axes) == 5

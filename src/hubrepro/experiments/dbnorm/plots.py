@@ -118,7 +118,7 @@ def plot_beta_heatmap(
                 ha="center",
                 va="center",
                 fontsize=8,
-                color="white",
+                color="black" if im.norm(vals[i, j]) > 0.5 else "white",
             )
     i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, color="red"))
