@@ -401,6 +401,12 @@ class Table:
         self._numeric = numeric
         self._links = set(links)
         self._bold = bold
+        # text columns whose cells run long (a claim, a code line): given room to wrap
+        self._long = {
+            j
+            for j in range(display.shape[1])
+            if display.iloc[:, j].astype(str).str.len().max() > 40
+        } if len(display) else set()  # fmt: skip
 
     # -------------------------------------------------------------- HTML
     def _header_rows(self) -> list[str]:
@@ -453,11 +459,14 @@ class Table:
             else [list(idx)]
         )
         out: list[list[str]] = [[] for _ in range(n)]
+        # repeated labels of an outer level are merged into one cell; so are those of a
+        # single-level index (rows of one group, e.g. one paper's claims)
+        merge_last = len(levels) == 1
         for li, values in enumerate(levels):
             i = 0
             while i < n:
                 span = 1
-                if li < len(levels) - 1:
+                if li < len(levels) - 1 or merge_last:
                     while i + span < n and all(
                         levels[u][i + span] == levels[u][i] for u in range(li + 1)
                     ):
@@ -475,6 +484,8 @@ class Table:
         classes = []
         if self._numeric is not None and bool(self._numeric.iat[i, j]):
             classes.append("num")
+        elif j in self._long:
+            classes.append("long")
         body = _esc(text)
         if col in self._links and _BOOK_LABEL.fullmatch(str(text)):
             body = f'<a class="{REF_CLASS}" href="#{_esc(text)}">{_esc(text)}</a>'

@@ -149,3 +149,21 @@ def test_delta_chart_has_error_bars_and_a_legend_outside_the_axes(result, cfg):
     box = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
     assert box.y1 <= 0  # anchored below the axes
     assert "percentage points" in ax.get_xlabel()
+
+
+def test_pivoted_tables_hold_the_main_tables_values(result):
+    t = result.table.set_index(["dataset", "direction", "method"])
+    wide = X.recall_table(result.table, "R@1")
+    assert list(wide.index) == list(dict.fromkeys(result.table.method))
+    assert wide.loc["dualis", ("dim 8", "gallery_to_query")] == t.loc[
+        ("dim 8", "gallery_to_query", "dualis"), "R@1"]  # fmt: skip
+    one = X.recall_table(result.table, "R@1", direction="query_to_gallery")
+    assert list(one.columns) == ["dim 8", "dim 32"]
+    assert one.loc["is", "dim 32"] == t.loc[("dim 32", "query_to_gallery", "is"), "R@1"]
+    hub = X.hubness_pivot(result.table)
+    assert hub.index.names == ["direction", "method"] and list(hub.columns) == [
+        "dim 8",
+        "dim 32",
+    ]
+    assert hub.loc[("gallery_to_query", "sn"), "dim 8"] == t.loc[
+        ("dim 8", "gallery_to_query", "sn"), "hub_skewness"]  # fmt: skip

@@ -69,6 +69,9 @@ def test_ledger_reads_every_claims_file_orders_papers_and_counts_verdicts(tmp_pa
     # the page: one line per claim, intervals formatted, evidence labels linked
     html = reporting.table(ledger.ledger_table(res), links=["evidence"])._repr_html_()
     assert html.count("<tr>") == 1 + 4
+    assert (
+        'rowspan="2">DBNorm</th>' in html
+    )  # one paper's claims grouped under its name
     assert "+0.10 [-0.40, 0.60]" in html and "DualIS beats IS" in html
     assert 'href="#tbl-dbnorm-claims"' in html and "stale" not in html
 

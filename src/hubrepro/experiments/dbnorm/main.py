@@ -181,12 +181,18 @@ def _ordered(table: pd.DataFrame, column: str) -> list[Any]:
     return list(dict.fromkeys(table[column]))
 
 
-def recall_table(table: pd.DataFrame, metric: str = "R@1") -> pd.DataFrame:
+def recall_table(
+    table: pd.DataFrame, metric: str = "R@1", *, direction: str | None = None
+) -> pd.DataFrame:
     """``metric`` of every method (rows, in the order run) per dataset and direction (columns).
 
     The book's main table: one row per method key (index ``method``), a two-level
-    column index (dataset, direction).
+    column index (dataset, direction); with ``direction`` only that direction's
+    rows, one column per dataset.
     """
+    if direction is not None:
+        out = recall_table(table[table.direction == direction], metric)
+        return out.droplevel("direction", axis=1)
     piv = table.pivot_table(
         index="method", columns=["dataset", "direction"], values=metric, sort=False
     )
@@ -212,8 +218,23 @@ def metrics_table(
 
 
 def hubness_pivot(table: pd.DataFrame, stat: str = "hub_skewness") -> pd.DataFrame:
-    """One hubness statistic of every method (rows) per dataset and direction (columns)."""
-    return recall_table(table, stat)
+    """One hubness statistic: rows (direction, method), one column per dataset.
+
+    Directions are the outer row level so that the table stays as narrow as the
+    number of datasets.
+    """
+    piv = table.pivot_table(
+        index=["direction", "method"], columns="dataset", values=stat, sort=False
+    )
+    rows = [
+        (d, m)
+        for d in _ordered(table, "direction")
+        for m in _ordered(table, "method")
+        if (d, m) in piv.index
+    ]
+    cols = [d for d in _ordered(table, "dataset") if d in piv.columns]
+    return piv.reindex(index=pd.MultiIndex.from_tuples(rows, names=["direction", "method"]),
+                       columns=pd.Index(cols, name="dataset"))  # fmt: skip
 
 
 def _hits(result: MainResult, key: tuple[str, str, str], metric: str) -> np.ndarray:
