@@ -366,3 +366,63 @@ def plot_heatmap(
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
+
+
+def replicate_claim(
+    frame: pd.DataFrame,
+    cases: Sequence[str],
+    *,
+    null: float,
+    claim: str,
+    text: str,
+    key: str,
+    evidence: str,
+    paired_on: tuple[str, Any, Any] | None = None,
+) -> Any:
+    r"""One theory claim (``th-...``) decided on its worst case, with a 95 % interval over replicates.
+
+    ``frame`` holds one ``value`` per replicate (``seed``) and case (the columns
+    ``cases``, e.g. law and :math:`k`). For each case the interval is Student-t over
+    the replicates (:func:`hubrepro.inference.paired_t_interval`) of the value minus
+    ``null`` or, with ``paired_on=(column, low, high)``, of the paired difference
+    ``value[high] - value[low]`` (e.g. the skewness at the largest minus the smallest
+    dimension). The claim must hold in *every* case, so it is decided
+    (:func:`hubrepro.inference.verdict` with ``claim``) on the case least favourable
+    to it: the smallest lower bound for ``"greater"``, the largest upper bound for
+    ``"less"``. With a single replicate there is no interval and the verdict is
+    *inconclusive*.
+    """
+    from hubrepro.inference import Claim, paired_t_interval, verdict
+
+    worst, where = None, None
+    single = False
+    for case, g in frame.groupby(list(cases), sort=False):
+        if paired_on is not None:
+            col, lo, hi = paired_on
+            w = g.pivot_table(index="seed", columns=col, values="value").dropna()
+            if lo not in w.columns or hi not in w.columns:
+                continue
+            a, b = w[lo].to_numpy(), w[hi].to_numpy()
+        else:
+            b = g["value"].to_numpy(dtype=float)
+            a = np.full(b.shape, float(null))
+        if len(b) < 2:
+            single = True
+            continue
+        iv = paired_t_interval(a, b)
+        bad = -iv.low if claim == "greater" else iv.high
+        if worst is None or bad > (-worst.low if claim == "greater" else worst.high):
+            worst, where = iv, case
+    if worst is None:
+        why = "one replicate: no interval" if single else "no case computed"
+        return Claim("Theory", f"{text} ({why})", "inconclusive", None, evidence, key)
+    case = where if isinstance(where, tuple) else (where,)
+    named = ", ".join(f"{c} {v}" for c, v in zip(cases, case, strict=True))
+    return Claim(
+        "Theory",
+        f"{text} (least favourable case: {named})",
+        verdict(worst, claim=claim),
+        worst,
+        evidence,
+        key,
+    )
