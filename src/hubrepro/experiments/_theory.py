@@ -413,14 +413,18 @@ def replicate_claim(
         bad = -iv.low if claim == "greater" else iv.high
         if worst is None or bad > (-worst.low if claim == "greater" else worst.high):
             worst, where = iv, case
+
+    def said(note: str) -> str:  # "claim (scope)" + note -> "claim (scope; note)"
+        return f"{text[:-1]}; {note})" if text.endswith(")") else f"{text} ({note})"
+
     if worst is None:
         why = "one replicate: no interval" if single else "no case computed"
-        return Claim("Theory", f"{text} ({why})", "inconclusive", None, evidence, key)
+        return Claim("Theory", said(why), "inconclusive", None, evidence, key)
     case = where if isinstance(where, tuple) else (where,)
     named = ", ".join(f"{c} {v}" for c, v in zip(cases, case, strict=True))
     return Claim(
         "Theory",
-        f"{text} (least favourable case: {named})",
+        said(f"least favourable case: {named}"),
         verdict(worst, claim=claim),
         worst,
         evidence,
