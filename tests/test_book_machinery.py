@@ -586,6 +586,8 @@ def test_cross_document_glue_figures_build_with_warnings_as_errors(tmp_path):
     cap = html.index("A ledger, see")
     assert html.rfind("Table 1", 0, cap) > html.rfind("<figure", 0, cap)
     assert html.index('class="hubrepro-table"', cap) > cap
+    # the caption is closed before the table: the table is not styled as a caption
+    assert html.index("</figcaption>", cap) < html.index('class="hubrepro-table"', cap)
     assert '<span class="std std-numref">Table 1</span>' in html
     assert re.search(r'href="#fig-mini-line"[^>]*>Fig\. 1<', html), html[cap:][:3000]
     assert re.search(r'href="#sec-mini-more"[^>]*>More<', html)

@@ -110,11 +110,28 @@ class glue_table(nodes.figure):  # noqa: N801 (docutils node names are lower cas
 
 def _visit_glue_table(self, node: nodes.Element) -> None:
     node["classes"] = [*node.get("classes", []), "hubrepro-glue-table"]
+    self.__dict__.setdefault("_hubrepro_table_starts", []).append(len(self.body))
     self.visit_figure(node)
 
 
 def _depart_glue_table(self, node: nodes.Element) -> None:
-    self.depart_figure(node)
+    """Close the caption right after its paragraph, before the table.
+
+    docutils closes ``<figcaption>`` in ``depart_figure`` (a legend may follow the
+    caption); with the caption first that would put the whole table inside the
+    caption, styled as one. The figcaption is closed after the caption's paragraph
+    instead, and the figure closed here.
+    """
+    start = self._hubrepro_table_starts.pop()
+    body = self.body
+    try:
+        opened = body.index("<figcaption>\n", start)
+        closed = body.index("</p>\n", opened)
+    except ValueError:  # no caption: a plain figure
+        self.depart_figure(node)
+        return
+    body.insert(closed + 1, "</figcaption>\n")
+    body.append("</figure>\n")
 
 
 def _directive_class(node_class: type = nodes.figure, caption_first: bool = False):
