@@ -131,6 +131,19 @@ def test_comparison_run_and_headlines(cfg):
     assert "txt-interval-published-numbers" not in h
     # embedded data: no published row is filled
     assert set(result.side["reproduced"]) == {"needs your data"}
+    wide = comparison.side_wide(result.side)
+    assert list(wide.index) == list(
+        dict.fromkeys(result.side.setting)
+    )  # one row per setting
+    first = result.side.iloc[0]
+    assert wide.loc[first.setting, first.method] == float(first.published)
+    assert "SEC-A" in wide.loc["MSCOCO 5k CLIP", "source"]
+    # a setting reproduced from the reader's data gets its own row
+    side = result.side.copy()
+    side.loc[side.setting == first.setting, "reproduced"] = "12.50"
+    both = comparison.side_wide(side)
+    assert both.loc[f"{first.setting}, reproduced", first.method] == 12.5
+    assert len(both) == len(wide) + 1
     assert h["val-mismatch-max"] == pytest.approx(
         float(result.mismatch["difference"].abs().max())
     )

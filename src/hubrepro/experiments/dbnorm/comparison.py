@@ -177,3 +177,35 @@ def headlines(result: ComparisonResult) -> dict[str, Any]:
             if c.interval is not None:
                 out[f"txt-interval-{c.key.removeprefix('db-')}"] = c.interval.format(1)
     return out
+
+
+def side_wide(side: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`ComparisonResult.side` pivoted: one row per published setting, one column per method.
+
+    Published R@1 per method, then the settings' sources and confidence. A setting
+    whose numbers were reproduced from the reader's data gets a second row,
+    "<setting>, reproduced", with ours; the others need data that cannot ship and get
+    none, so the table stays one line per setting.
+    """
+
+    def num(v: Any) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    rows = []
+    for setting, g in side.groupby("setting", sort=False):
+        row: dict[str, Any] = {"setting": setting}
+        row.update({m: num(v) for m, v in zip(g.method, g.published, strict=True)})
+        row["source"] = ", ".join(
+            dict.fromkeys(t for v in g.source for t in str(v).split(";"))
+        )
+        row["confidence"] = ", ".join(dict.fromkeys(g.confidence))
+        rows.append(row)
+        if (g.reproduced != "needs your data").any():
+            mine = {m: num(v) for m, v in zip(g.method, g.reproduced, strict=True)}
+            rows.append({"setting": f"{setting}, reproduced", **mine})
+    methods = list(dict.fromkeys(side.method))
+    out = pd.DataFrame(rows).set_index("setting")
+    return out[[*methods, "source", "confidence"]]
