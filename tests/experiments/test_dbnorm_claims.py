@@ -167,3 +167,25 @@ def test_pivoted_tables_hold_the_main_tables_values(result):
     ]
     assert hub.loc[("gallery_to_query", "sn"), "dim 8"] == t.loc[
         ("dim 8", "gallery_to_query", "sn"), "hub_skewness"]  # fmt: skip
+
+
+def test_long_claims_table_has_a_row_per_dataset_and_the_pooled_row_decides(
+    result, cfg
+):
+    out = X.decide_claims(result, cfg)
+    long = X.claims_long(out, equivalence=cfg.equivalence)
+    claim = "DualIS beats IS"
+    block = long.loc[claim]
+    assert list(block.index) == ["dim 8", "dim 32", "all datasets (pooled)"]
+    assert (
+        block.loc["all datasets (pooled)", "verdict"] == out.table.loc[claim, "verdict"]
+    )
+    for ds in ("dim 8", "dim 32"):
+        iv = out.table.loc[claim, ds]
+        assert block.loc[ds, "interval"] is iv
+        assert block.loc[ds, "verdict"] == inf.verdict(iv, claim="greater")
+    assert block["published"].notna().sum() == 1  # said once per claim
+    hub = long.loc["DualIS reduces hubness (skewness of N_k)"]
+    assert hub.loc["dim 8", "verdict"] == inf.verdict(
+        hub.loc["dim 8", "interval"], claim="less"
+    )

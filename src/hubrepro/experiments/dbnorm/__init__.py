@@ -38,7 +38,7 @@ from .ablations import (
     shift_datasets,
     shift_headlines,
 )
-from .claims import DecidedClaims, decide_claims
+from .claims import DecidedClaims, claims_long, decide_claims
 from .config import (
     DIRECTIONS,
     FALLBACK,
@@ -142,6 +142,7 @@ __all__ = [
     "faithful_vs_principled",
     "DecidedClaims",
     "decide_claims",
+    "claims_long",
     "plot_delta",
     "plot_beta_heatmap",
     "plot_bank_size",

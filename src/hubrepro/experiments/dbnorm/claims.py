@@ -30,7 +30,14 @@ from hubrepro import published
 from .config import method_label
 from .main import MainResult, _hits, _skewness_of
 
-__all__ = ["DecidedClaims", "decide_claims", "CLAIM_KEYS", "EXTRA_CLAIMS", "EVIDENCE"]
+__all__ = [
+    "DecidedClaims",
+    "decide_claims",
+    "claims_long",
+    "CLAIM_KEYS",
+    "EXTRA_CLAIMS",
+    "EVIDENCE",
+]
 
 #: The ledger key of each claim of :data:`hubrepro.published.CLAIMS`, by (A, B, kind).
 CLAIM_KEYS = {
@@ -59,7 +66,8 @@ class DecidedClaims:
         One row per claim (index ``claim``): ``published`` ("k of n settings" on the
         published numbers), one column per dataset holding that dataset's
         :class:`~hubrepro.inference.Interval` of B − A, ``pooled`` (the interval over
-        all datasets, each weighing the same) and ``verdict``.
+        all datasets, each weighing the same), ``verdict`` and ``kind`` (the claim's
+        direction for :func:`hubrepro.inference.verdict`).
     datasets : list of str
         The datasets the claims were decided on, in the main table's order.
     """
@@ -177,6 +185,7 @@ def decide_claims(
         else:
             v = verdict(pooled, claim="equal", equivalence=cfg.equivalence)
         row["pooled"], row["verdict"] = pooled, v
+        row["kind"] = "greater" if kind == "gain" else "equal"
         rows.append(row)
         where = named if len(have) == len(datasets) else ", ".join(have)
         base = label.replace(" (within the tolerance)", "")
@@ -203,6 +212,7 @@ def decide_claims(
             result, have, direction, "none", "dualis", cfg.n_boot, cfg.seed
         )
         row["pooled"], row["verdict"] = iv, verdict(iv, claim="less")
+        row["kind"] = "less"
         rows.append(row)
         claims.append(Claim("DBNorm", f"{method_label('dualis')} reduces hubness (skewness of "
                             f"N_k against the raw similarities; {', '.join(have)})",
@@ -220,6 +230,41 @@ def decide_claims(
     )
     table = pd.DataFrame(rows).set_index("claim")
     table = table[
-        ["published", *[d for d in datasets if d in table.columns], "pooled", "verdict"]
+        [
+            "published",
+            *[d for d in datasets if d in table.columns],
+            "pooled",
+            "verdict",
+            "kind",
+        ]
     ]
     return DecidedClaims(claims, table, datasets)
+
+
+def claims_long(decided: DecidedClaims, *, equivalence: float = 1.0) -> pd.DataFrame:
+    """:attr:`DecidedClaims.table` in long form, narrow enough for a page.
+
+    Index (claim, on): for every claim one row per dataset and a last row "all
+    datasets (pooled)"; columns ``published`` (the claim's count on the published
+    numbers, first row only), ``interval`` (B − A with its 95 % interval) and
+    ``verdict`` (that of each row's interval; the pooled row's decides the claim).
+    A "match" claim is judged with ``equivalence`` (its label says so).
+    """
+    from hubrepro.inference import verdict
+
+    rows = []
+    for claim, r in decided.table.iterrows():
+        kind = r["kind"]
+        first = True
+        for ds in [*decided.datasets, "pooled"]:
+            iv = r.get(ds)
+            if iv is None or (isinstance(iv, float) and np.isnan(iv)):
+                continue
+            v = r["verdict"] if ds == "pooled" else verdict(
+                iv, claim=kind, equivalence=equivalence if kind == "equal" else None)  # fmt: skip
+            rows.append({
+                "claim": claim, "on": "all datasets (pooled)" if ds == "pooled" else ds,
+                "published": r["published"] if first else None, "interval": iv, "verdict": v,
+            })  # fmt: skip
+            first = False
+    return pd.DataFrame(rows).set_index(["claim", "on"])
