@@ -300,9 +300,11 @@ def plot_cost(result: CostResult):
 
     cost = result.cost
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(9, 4.4))
-    for name, grp in cost.groupby("method"):
-        ax_t.plot(grp.bank_size, grp.seconds, marker="o", label=name)
-        ax_m.plot(grp.bank_size, grp.extra_mib, marker="o", label=name)
+    from hubrepro.normalize.variants import variant_label
+
+    for name, grp in cost.groupby("method", sort=False):
+        ax_t.plot(grp.bank_size, grp.seconds, marker="o", label=variant_label(name))
+        ax_m.plot(grp.bank_size, grp.extra_mib, marker="o", label=variant_label(name))
     floors = cost.assign(banks=cost.method.map(lambda m: " + ".join(_banks(m))))
     for (banks, grp), style in zip(
         floors.groupby("banks"), ("k--", "k:", "k-."), strict=False
@@ -316,7 +318,7 @@ def plot_cost(result: CostResult):
     # one legend below both panels, where it covers no line
     handles, labels = ax_t.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     return fig
 
 
