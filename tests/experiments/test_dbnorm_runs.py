@@ -137,7 +137,7 @@ def test_comparison_run_and_headlines(cfg):
     )  # one row per setting
     first = result.side.iloc[0]
     assert wide.loc[first.setting, first.method] == float(first.published)
-    assert "SEC-A" in wide.loc["MSCOCO 5k CLIP", "source"]
+    assert wide.loc["MSCOCO 5k CLIP", "source (confidence)"] == "SEC-A, SEC-B (medium)"
     # a setting reproduced from the reader's data gets its own row
     side = result.side.copy()
     side.loc[side.setting == first.setting, "reproduced"] = "12.50"

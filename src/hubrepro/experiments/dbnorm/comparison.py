@@ -190,7 +190,7 @@ def headlines(result: ComparisonResult) -> dict[str, Any]:
 def side_wide(side: pd.DataFrame) -> pd.DataFrame:
     """:attr:`ComparisonResult.side` pivoted: one row per published setting, one column per method.
 
-    Published R@1 per method, then the settings' sources and confidence. A setting
+    Published R@1 per method, then the setting's sources (and their confidence). A setting
     whose numbers were reproduced from the reader's data gets a second row,
     "<setting>, reproduced", with ours; the others need data that cannot ship and get
     none, so the table stays one line per setting.
@@ -206,14 +206,14 @@ def side_wide(side: pd.DataFrame) -> pd.DataFrame:
     for setting, g in side.groupby("setting", sort=False):
         row: dict[str, Any] = {"setting": setting}
         row.update({m: num(v) for m, v in zip(g.method, g.published, strict=True)})
-        row["source"] = ", ".join(
-            dict.fromkeys(t for v in g.source for t in str(v).split(";"))
+        tags = ", ".join(dict.fromkeys(t for v in g.source for t in str(v).split(";")))
+        row["source (confidence)"] = (
+            f"{tags} ({', '.join(dict.fromkeys(g.confidence))})"
         )
-        row["confidence"] = ", ".join(dict.fromkeys(g.confidence))
         rows.append(row)
         if (g.reproduced != "needs your data").any():
             mine = {m: num(v) for m, v in zip(g.method, g.reproduced, strict=True)}
             rows.append({"setting": f"{setting}, reproduced", **mine})
     methods = list(dict.fromkeys(side.method))
     out = pd.DataFrame(rows).set_index("setting")
-    return out[[*methods, "source", "confidence"]]
+    return out[[*methods, "source (confidence)"]]
