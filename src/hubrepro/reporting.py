@@ -472,9 +472,13 @@ class Table:
                     ):
                         span += 1
                 attr = f' rowspan="{span}"' if span > 1 else ""
-                out[i].append(
-                    f'<th class="hubrepro-rowhead"{attr}>{_esc(values[i])}</th>'
+                # a long label (a claim) may wrap; short ones (methods) stay on one line
+                cls = (
+                    "hubrepro-rowhead long"
+                    if len(str(values[i])) > 30
+                    else "hubrepro-rowhead"
                 )
+                out[i].append(f'<th class="{cls}"{attr}>{_esc(values[i])}</th>')
                 i += span
         return out
 
