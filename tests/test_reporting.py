@@ -166,3 +166,15 @@ def test_table_multiindex_and_value_maps_and_bad_input():
     ]
     with pytest.raises(TypeError, match="DataFrame"):
         reporting.table([[1, 2]])
+
+
+def test_statistics_as_rows_keeps_integer_cells_and_human_names():
+    df = pd.DataFrame(
+        {"n_query": [1000, 1000], "R@1": [47.5, 37.4]}, index=["random", "by-module"]
+    )
+    t = reporting.statistics_as_rows(df)
+    assert t.index.name == "statistic" and list(t.columns) == ["random", "by-module"]
+    shown = reporting.table(t, 1).display
+    assert (
+        shown.iloc[0, 0] == "1,000" and shown.iloc[1, 0] == "47.5"
+    )  # an int stays an int

@@ -37,6 +37,7 @@ __all__ = [
     "Table",
     "table",
     "column_label",
+    "statistics_as_rows",
     "COLUMN_LABELS",
     "TABLE_CLASS",
     "REF_CLASS",
@@ -551,6 +552,26 @@ def _sd_partner(col: Any, columns: Sequence[Any]) -> Any:
         if isinstance(col, str) and f"{col}{suffix}" in columns:
             return f"{col}{suffix}"
     return None
+
+
+def statistics_as_rows(df: Any, *, name: str = "statistic") -> Any:
+    """A wide table of statistics (columns) per setting (rows), transposed for the page.
+
+    Many statistics of a few settings (two protocols, five dimensions) read better as
+    one row per statistic, under its human name (:func:`column_label`), and one column
+    per setting. Values keep their types (integers stay integers).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = statistics_as_rows(pd.DataFrame({"R@1": [47.5, 37.4], "robin_hood": [0.5, 0.6]},
+    ...                                     index=["random", "by-module"]))
+    >>> list(t.index), list(t.columns)
+    (['R@1', 'Robin Hood index'], ['random', 'by-module'])
+    """
+    out = df.astype(object).rename(columns=lambda c: column_label(c)).T
+    out.index.name = name
+    return out
 
 
 def table(
