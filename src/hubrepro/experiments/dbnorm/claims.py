@@ -244,10 +244,10 @@ def decide_claims(
 def claims_long(decided: DecidedClaims, *, equivalence: float = 1.0) -> pd.DataFrame:
     """:attr:`DecidedClaims.table` in long form, narrow enough for a page.
 
-    Index (claim, on): for every claim one row per dataset and a last row "all
-    datasets (pooled)"; columns ``published`` (the claim's count on the published
-    numbers, first row only), ``interval`` (B − A with its 95 % interval) and
-    ``verdict`` (that of each row's interval; the pooled row's decides the claim).
+    Index (claim, on): for every claim (its label followed by its count on the
+    published numbers) one row per dataset and a last row "all datasets (pooled)";
+    columns ``interval`` (B − A with its 95 % interval) and ``verdict`` (that of each
+    row's interval; the pooled row's decides the claim).
     A "match" claim is judged with ``equivalence`` (its label says so).
     """
     from hubrepro.inference import verdict
@@ -255,16 +255,14 @@ def claims_long(decided: DecidedClaims, *, equivalence: float = 1.0) -> pd.DataF
     rows = []
     for claim, r in decided.table.iterrows():
         kind = r["kind"]
-        first = True
         for ds in [*decided.datasets, "pooled"]:
             iv = r.get(ds)
             if iv is None or (isinstance(iv, float) and np.isnan(iv)):
                 continue
             v = r["verdict"] if ds == "pooled" else verdict(
                 iv, claim=kind, equivalence=equivalence if kind == "equal" else None)  # fmt: skip
-            rows.append({
-                "claim": claim, "on": "all datasets (pooled)" if ds == "pooled" else ds,
-                "published": r["published"] if first else None, "interval": iv, "verdict": v,
-            })  # fmt: skip
-            first = False
+            label = claim if r["published"] in (None, "—") else (
+                f"{claim}; published: {r['published']} agree")  # fmt: skip
+            rows.append({"claim": label, "on": "all datasets (pooled)" if ds == "pooled" else ds,
+                         "interval": iv, "verdict": v})  # fmt: skip
     return pd.DataFrame(rows).set_index(["claim", "on"])
