@@ -441,6 +441,8 @@ class Table:
                     span += 1
                 attr = f' colspan="{span}"' if span > 1 else ""
                 cls = "hubrepro-group" if li < len(levels) - 1 else "hubrepro-colhead"
+                if len(str(values[j])) <= 8:  # "d = 100", "R@1": never broken
+                    cls += " short"
                 cells.append(f'<th class="{cls}"{attr}>{_esc(values[j])}</th>')
                 j += span
             rows.append("<tr>" + "".join(cells) + "</tr>")
