@@ -367,7 +367,7 @@ def claims(result: DimensionSweepResult) -> list[Any]:
 
     The skewness of :math:`N_k` at the largest minus the smallest dimension, per law
     and :math:`k` (Euclidean distance), decided on the least favourable law
-    (:func:`~hubrepro.experiments._theory.replicate_claim`).
+    (the theory drivers' ``replicate_claim``).
     """
     f = result.frame
     sub = f[(f.statistic == "skewness") & (f.metric == "euclidean")]

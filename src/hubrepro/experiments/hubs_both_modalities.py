@@ -694,7 +694,7 @@ def claims(result: TwoModalityResult, *, threshold: float = 0.5) -> list[Any]:
     DBNorm's premise that hubs are similar to both modalities:
     :math:`\rho(N_k, m_{B_q})` and :math:`\rho(N_k, m_{B_g})` above ``threshold`` in
     every cell of the cone-gap grid, decided on the least favourable cell and
-    statistic (:func:`~hubrepro.experiments._theory.replicate_claim`).
+    statistic (the theory drivers' ``replicate_claim``).
     """
     f = result.frame
     sub = f[f.statistic.isin(["rho_q", "rho_g"])]

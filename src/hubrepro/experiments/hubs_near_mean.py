@@ -301,7 +301,7 @@ def claims(
     R2: :math:`\rho(N_k, \text{distance to the mean}) <` ``threshold`` at every
     :math:`d \ge` ``d_min`` for every unimodal law (Euclidean); R4: the same with the
     distance to the point's own component mean for the mixture. Each is decided on
-    its least favourable case (:func:`~hubrepro.experiments._theory.replicate_claim`).
+    its least favourable case (the theory drivers' ``replicate_claim``).
     """
     f = result.frame
     f = f[f.d >= d_min]
