@@ -263,10 +263,26 @@ def describe_failure(executed: Path, err: Exception) -> str:
     )
 
 
-def _report_extra(stem: str, timings: dict) -> str:
+def _report_extra(stem: str, timings: dict, artifacts: Path | None = None) -> str:
+    """Cache-key part of a 70-79 notebook: the others' timings and every claims file.
+
+    The claims ledger (75) reads each ``claims.csv`` under the artifacts folder, so a
+    changed claims file must re-run it even when no timing moved.
+    """
     if not stem.startswith(RUN_REPORT_PREFIX):
         return ""
     others = {k: v for k, v in timings.items() if not k.startswith(RUN_REPORT_PREFIX)}
+    claims = {}
+    if artifacts is not None and artifacts.is_dir():
+        from hubrepro.datasets.manifest import sha256_file
+
+        claims = {
+            str(p.relative_to(artifacts)): sha256_file(p)
+            for p in sorted(artifacts.glob("*/claims.csv"))
+            if not p.parent.name.startswith(RUN_REPORT_PREFIX)
+        }
+    if claims:
+        others = {"timings": others, "claims": claims}
     return json.dumps(others, sort_keys=True)
 
 
@@ -384,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                 pfile,
                 args.params,
                 env_digest,
-                _report_extra(stem, timings)
+                _report_extra(stem, timings, root / "_build" / "artifacts")
                 + json.dumps(overrides, sort_keys=True, default=str),
             )
             executed = out_dir / f"{stem}.ipynb"

@@ -91,8 +91,61 @@ def test_verdict_with_equivalence_margin_and_missing_data():
     assert inf.verdict(inside) == "inconclusive"
     assert inf.verdict(inside, equivalence=0.5) == "not supported"
     assert inf.verdict(None) == "needs data we cannot ship"
-    with pytest.raises(ValueError, match="'greater' or 'less'"):
+    with pytest.raises(ValueError, match="'greater', 'less' or 'equal'"):
         inf.verdict(inside, claim="better")
+
+
+def test_equal_claims_need_a_margin_and_decide_by_it():
+    iv = lambda lo, hi: inf.Interval((lo + hi) / 2, lo, hi, 0.95, 9, "")  # noqa: E731
+    assert inf.verdict(iv(-0.4, 0.4), claim="equal", equivalence=0.5) == "supported"
+    assert inf.verdict(iv(0.5, 0.9), claim="equal", equivalence=0.5) == "not supported"
+    assert (
+        inf.verdict(iv(-2.0, -0.6), claim="equal", equivalence=0.5) == "not supported"
+    )
+    assert inf.verdict(iv(0.2, 0.8), claim="equal", equivalence=0.5) == "inconclusive"
+    assert inf.verdict(None, claim="equal", equivalence=0.5) == VERDICT_NO_DATA
+    with pytest.raises(ValueError, match="`equivalence` must be a margin"):
+        inf.verdict(iv(-0.1, 0.1), claim="equal")
+
+
+VERDICT_NO_DATA = "needs data we cannot ship"
+
+
+def test_stratified_bootstrap_weighs_settings_equally_and_resamples_within_them():
+    # setting "a": 2 items that both gain 100; setting "b": 8 items that gain nothing.
+    # Pooled over items the gain would be 20; each setting weighing the same, 50.
+    a = np.zeros(10)
+    b = np.array([100.0, 100.0] + [0.0] * 8)
+    strata = ["a"] * 2 + ["b"] * 8
+    iv = inf.paired_bootstrap(a, b, strata=strata, n_boot=300)
+    # within-setting resampling keeps each setting's mean: every resample gives 50
+    assert (iv.estimate, iv.low, iv.high) == (50.0, 50.0, 50.0)
+    assert iv.n == 10 and "2 settings" in iv.method
+    # one setting only: the same as the plain paired bootstrap
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 2, 50) * 100.0, rng.integers(0, 2, 50) * 100.0
+    plain = inf.paired_bootstrap(x, y, n_boot=400, seed=5)
+    one = inf.paired_bootstrap(x, y, strata=["s"] * 50, n_boot=400, seed=5)
+    assert (one.estimate, one.low, one.high) == pytest.approx(
+        (plain.estimate, plain.low, plain.high)
+    )
+    with pytest.raises(ValueError, match="`strata` must be one label per paired unit"):
+        inf.paired_bootstrap(x, y, strata=["s"] * 3)
+
+
+def test_bootstrap_of_a_statistic_by_hand():
+    # statistic: the largest count of one gallery index among the rows' top-1
+    a = np.array([[0], [1], [2], [3]])  # every item retrieved once
+    b = np.array([[0], [0], [0], [0]])  # one hub
+    peak = lambda rows: np.bincount(rows.ravel(), minlength=4).max()  # noqa: E731
+    iv = inf.paired_bootstrap_statistic(a, b, peak, n_boot=500, seed=1)
+    assert iv.estimate == 3.0  # 4 - 1
+    # any resample gives b's peak 4 and a's peak between 1 and 4
+    assert 0.0 <= iv.low <= iv.high <= 3.0 and iv.n == 4
+    again = inf.paired_bootstrap_statistic(a, b, peak, n_boot=500, seed=1)
+    assert (again.low, again.high) == (iv.low, iv.high)
+    with pytest.raises(ValueError, match="same number"):
+        inf.paired_bootstrap_statistic(a, b[:3], peak)
 
 
 def test_claim_refuses_an_unknown_verdict_and_ledger_lays_out_rows():

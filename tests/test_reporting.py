@@ -33,7 +33,7 @@ def test_save_artifact_dispatches_on_type(tmp_path):
     assert reporting.save_artifact(fig, tmp_path, "nb10-fig-x").suffix == ".png"
     plt.close(fig)
     assert reporting.save_artifact({"x": 1}, tmp_path, "nb10-val-x").suffix == ".json"
-    assert reporting.format_table(df, 2).iloc[0, 0] == 1.23
+    assert reporting.format_table(df, 2).display.iloc[0, 0] == "1.23"
 
 
 def _cfg_class():
@@ -79,7 +79,17 @@ def test_publish_saves_and_glues_and_record_provenance_uses_the_final_config(
     )
     df = pd.DataFrame({"a": [1.0]})
     assert reporting.publish("nb99-tbl-x", df, tmp_path) is df
-    assert (tmp_path / "nb99-tbl-x.csv").exists() and glued["nb99-tbl-x"] is df
+    assert (tmp_path / "nb99-tbl-x.csv").exists()
+    # a table key is always glued through the formatting helper, never a bare frame
+    assert isinstance(glued["nb99-tbl-x"], reporting.Table)
+    assert 'class="hubrepro-table"' in glued["nb99-tbl-x"]._repr_html_()
+    made = reporting.table(df, 3)
+    reporting.publish("nb99-tbl-y", made)
+    assert glued["nb99-tbl-y"] is made
+    import pytest
+
+    with pytest.raises(TypeError, match="nb99-tbl-z"):
+        reporting.publish("nb99-tbl-z", [1, 2])
     reporting.publish("nb99-val-n", 3)
     assert glued["nb99-val-n"] == 3 and not (tmp_path / "nb99-val-n.json").exists()
 
@@ -156,3 +166,15 @@ def test_table_multiindex_and_value_maps_and_bad_input():
     ]
     with pytest.raises(TypeError, match="DataFrame"):
         reporting.table([[1, 2]])
+
+
+def test_statistics_as_rows_keeps_integer_cells_and_human_names():
+    df = pd.DataFrame(
+        {"n_query": [1000, 1000], "R@1": [47.5, 37.4]}, index=["random", "by-module"]
+    )
+    t = reporting.statistics_as_rows(df)
+    assert t.index.name == "statistic" and list(t.columns) == ["random", "by-module"]
+    shown = reporting.table(t, 1).display
+    assert (
+        shown.iloc[0, 0] == "1,000" and shown.iloc[1, 0] == "47.5"
+    )  # an int stays an int

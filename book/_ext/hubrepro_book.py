@@ -1,4 +1,4 @@
-"""Sphinx extension of the book: numbered, captioned glue figures from other documents.
+"""Sphinx extension of the book: numbered, captioned glue figures and tables from other documents.
 
 MyST-NB 1.x pastes a glued output from *another* notebook with ``{glue:any}`` and the
 ``:doc:`` option, but its ``{glue:figure}`` directive (caption, ``:name:`` for
@@ -21,8 +21,14 @@ With ``:doc:`` the figure holds MyST-NB's own pending cross-document glue refere
 (resolved after all documents are read, from the executed notebook's glue cache: an
 image, or the HTML of a table), and a post-transform copies ``:alt:`` onto the resolved
 image. Without ``:doc:`` the directive is MyST-NB's unchanged. A missing key is a
-warning, hence an error under ``-W``. Tables pasted this way are numbered as figures,
-as Jupyter Book's documentation does.
+warning, hence an error under ``-W``.
+
+Tables. ``{glue:table}`` takes the same options (``:doc:`` is required) and pastes a
+glued table with its caption *above* it, numbered as a table ("Table 5.1", referenced
+with ``{numref}``). Book labels inside a table made by
+:func:`hubrepro.reporting.table` with ``links=`` (the claims ledger's evidence column)
+become numbered links to the labelled section, figure or table; an unknown label is a
+warning, hence an error under ``-W``.
 
 It also makes warnings sticky across incremental builds: after a build with warnings
 the saved environment is dropped, so the next build reads every page again and ``-W``
@@ -98,7 +104,38 @@ def _any_directive_class():
     return PasteAnyDocDirective
 
 
-def _directive_class():
+class glue_table(nodes.figure):  # noqa: N801 (docutils node names are lower case)
+    """A glued table with a caption above it, numbered as a *table* ("Table 5.1")."""
+
+
+def _visit_glue_table(self, node: nodes.Element) -> None:
+    node["classes"] = [*node.get("classes", []), "hubrepro-glue-table"]
+    self.__dict__.setdefault("_hubrepro_table_starts", []).append(len(self.body))
+    self.visit_figure(node)
+
+
+def _depart_glue_table(self, node: nodes.Element) -> None:
+    """Close the caption right after its paragraph, before the table.
+
+    docutils closes ``<figcaption>`` in ``depart_figure`` (a legend may follow the
+    caption); with the caption first that would put the whole table inside the
+    caption, styled as one. The figcaption is closed after the caption's paragraph
+    instead, and the figure closed here.
+    """
+    start = self._hubrepro_table_starts.pop()
+    body = self.body
+    try:
+        opened = body.index("<figcaption>\n", start)
+        closed = body.index("</p>\n", opened)
+    except ValueError:  # no caption: a plain figure
+        self.depart_figure(node)
+        return
+    body.insert(closed + 1, "</figcaption>\n")
+    body.append("</figure>\n")
+
+
+def _directive_class(node_class: type = nodes.figure, caption_first: bool = False):
+    """``{glue:figure}`` (``node_class=nodes.figure``) or ``{glue:table}`` with ``:doc:``."""
     from myst_nb.ext.glue.directives import PasteFigureDirective
     from myst_nb.ext.glue.utils import (
         PendingGlueReferenceError,
@@ -106,8 +143,10 @@ def _directive_class():
         glue_warning,
     )
 
+    kind = "figure" if node_class is nodes.figure else "table"
+
     class PasteFigureDocDirective(PasteFigureDirective):
-        """``{glue:figure}`` that also accepts ``:doc:`` (a path to another notebook)."""
+        """``{glue:figure}`` / ``{glue:table}`` with ``:doc:`` (a path to another notebook)."""
 
         option_spec = {
             **PasteFigureDirective.option_spec,
@@ -115,16 +154,26 @@ def _directive_class():
         }
 
         def run(self) -> list[nodes.Node]:
-            if "doc" not in self.options:
-                return super().run()
             key = self.arguments[0]
-            _note_source(self.state.document, self.options["doc"])
+            if "doc" not in self.options:
+                if node_class is nodes.figure:
+                    return super().run()
+                return [
+                    glue_warning(
+                        f"glue:table {key!r} needs :doc: (the executed notebook "
+                        "that glued it)",
+                        self.document,
+                        self.line,
+                    )
+                ]
+            doc = self.options["doc"]
+            _note_source(self.state.document, doc)
             try:
                 ref = create_pending_glue_ref(
                     self.document,
                     self.source,
                     self.line,
-                    self.options["doc"],
+                    doc,
                     key,
                     inline=False,
                     gtype="any",
@@ -132,10 +181,12 @@ def _directive_class():
             except PendingGlueReferenceError as exc:
                 return [
                     glue_warning(
-                        f"{exc} [glue:figure {key!r}]", self.document, self.line
+                        f"{exc} [glue:{kind} {key!r}]",
+                        self.document,
+                        self.line,
                     )
                 ]
-            figure_node = nodes.figure("", ref)
+            figure_node = node_class("", ref)
             self.set_source_info(figure_node)
             figure_node[_KEY] = key
             if "alt" in self.options:
@@ -154,7 +205,10 @@ def _directive_class():
                 if isinstance(first, nodes.paragraph):
                     caption = nodes.caption(first.rawsource, "", *first.children)
                     caption.source, caption.line = first.source, first.line
-                    figure_node += caption
+                    if caption_first:
+                        figure_node.insert(0, caption)
+                    else:
+                        figure_node += caption
                 elif not (isinstance(first, nodes.comment) and len(first) == 0):
                     return [
                         figure_node,
@@ -224,6 +278,70 @@ class _CopyAltText(SphinxPostTransform):
                     "(MPLBACKEND set for the kernel)? [hubrepro.glue]",
                     location=fig,
                 )
+
+
+#: what :func:`hubrepro.reporting.table` writes for a book label in a table cell
+_TABLE_REF = re.compile(r'<a class="hubrepro-ref" href="#([^"]+)">([^<]*)</a>')
+
+
+class _ResolveTableRefs(SphinxPostTransform):
+    """Turn the book labels in glued tables into numbered links.
+
+    A table made by :func:`hubrepro.reporting.table` with ``links=`` holds, for a
+    label such as ``tbl-dbnorm-claims``, the anchor ``<a class="hubrepro-ref"
+    href="#tbl-dbnorm-claims">``. The raw HTML of a glued output is never parsed by
+    Sphinx, so this post-transform resolves it: the link points at the labelled
+    section, figure or table (in whatever page holds it) and reads its number
+    ("Table 5.3", "Fig. 2.1", "§5.2"; the title where there is no number). An unknown
+    label is a warning, hence an error under ``-W``.
+    """
+
+    default_priority = 7  # after the glue references are resolved (5)
+    formats = ("html",)
+
+    def _target(self, label: str, location: nodes.Node) -> str | None:
+        std = self.env.get_domain("std")
+        if label not in std.labels:
+            logger.warning(
+                f"table cross-reference to an unknown label {label!r} [hubrepro.ref]",
+                location=location,
+            )
+            return None
+        docname, labelid, title = std.labels[label]
+        uri = self.app.builder.get_relative_uri(self.env.docname, docname)
+        text = title
+        for figtype, ids in self.env.toc_fignumbers.get(docname, {}).items():
+            if labelid in ids:
+                fmt = self.config.numfig_format.get(figtype, "%s")
+                text = fmt % ".".join(map(str, ids[labelid]))
+                break
+        else:
+            secnums = self.env.toc_secnumbers.get(docname, {})
+            doc_title = self.env.titles.get(docname)
+            number = secnums.get("#" + labelid)
+            if number is None and doc_title is not None and doc_title.astext() == title:
+                number = secnums.get("")
+            if number:
+                text = "§" + ".".join(map(str, number))
+        from html import escape
+
+        return (
+            f'<a class="reference internal hubrepro-ref" href="{escape(uri)}#{escape(labelid)}" '
+            f'title="{escape(title)}">{escape(text)}</a>'
+        )
+
+    def run(self, **kwargs: Any) -> None:
+        for raw in list(self.document.findall(nodes.raw)):
+            if raw.get("format") != "html" or "hubrepro-ref" not in raw.astext():
+                continue
+            text = _TABLE_REF.sub(
+                lambda m, raw=raw: self._target(m.group(1), raw) or m.group(0),
+                raw.astext(),
+            )
+            new = nodes.raw("", text, format="html")
+            new.source, new.line = raw.source, raw.line
+            new["classes"] = list(raw.get("classes", []))
+            raw.replace_self(new)
 
 
 def _forget_environment_after_warnings(app, exception) -> None:
@@ -383,12 +501,20 @@ def setup(app) -> dict[str, Any]:
     """
     app.setup_extension("myst_nb")
     app.add_directive_to_domain("glue", "figure", _directive_class(), override=True)
+    # {glue:table}: a glued table, captioned above and numbered as a table
+    app.add_enumerable_node(
+        glue_table, "table", html=(_visit_glue_table, _depart_glue_table)
+    )
+    app.add_directive_to_domain(
+        "glue", "table", _directive_class(glue_table, caption_first=True), override=True
+    )
     app.add_role_to_domain("glue", "text", _text_role()(), override=True)
     any_directive = _any_directive_class()
     app.add_directive("glue", any_directive, override=True)
     app.add_directive_to_domain("glue", "", any_directive, override=True)
     app.add_directive_to_domain("glue", "any", any_directive, override=True)
     app.add_post_transform(_CopyAltText)
+    app.add_post_transform(_ResolveTableRefs)
     app.connect("build-finished", _forget_environment_after_warnings)
     # offline: MathJax from the package, on every page; no CDN loaders
     app.set_html_assets_policy("always")

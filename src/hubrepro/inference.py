@@ -7,6 +7,8 @@ it:
   test items, e.g. DualIS − IS) is paired over the ranked items: the per-item values
   (:func:`recall_hits` of each item's rank) are resampled *jointly*, and
   :func:`paired_bootstrap` returns the percentile interval of the mean difference;
+- a difference in a statistic of the whole sample (the skewness of :math:`N_k`) is
+  bootstrapped the same way by :func:`paired_bootstrap_statistic`;
 - a **trained** difference (condition B against condition A, one run per seed, both
   trained with the same seeds) is paired over seeds: :func:`paired_t_interval` returns
   the Student-t interval of the mean per-seed difference;
@@ -41,6 +43,7 @@ __all__ = [
     "Claim",
     "recall_hits",
     "paired_bootstrap",
+    "paired_bootstrap_statistic",
     "paired_t_interval",
     "verdict",
     "ledger_frame",
@@ -193,6 +196,7 @@ def paired_bootstrap(
     confidence: float = 0.95,
     seed: int = 0,
     chunk: int = 256,
+    strata: Any = None,
 ) -> Interval:
     r"""Percentile bootstrap interval of :math:`\overline{b - a}` over paired units.
 
@@ -200,6 +204,12 @@ def paired_bootstrap(
     replacement, the same draw for ``a`` and ``b``, ``n_boot`` times; the interval is
     the :math:`(1\pm\text{confidence})/2` quantiles of the resampled mean
     differences. Pairs with a NaN on either side are dropped first.
+
+    With ``strata`` (one label per unit, e.g. the dataset and direction of each
+    ranked item) the difference is the **mean over strata of each stratum's mean
+    difference**, every stratum weighing the same whatever its size, and units are
+    resampled within their stratum: the interval of a claim pooled over several
+    settings.
 
     Parameters
     ----------
@@ -214,6 +224,8 @@ def paired_bootstrap(
         Seed of the resampling (same inputs and seed, same interval).
     chunk : int, default 256
         Resamples drawn at once (bounds the memory to ``chunk * n`` indices).
+    strata : array-like of shape (n,), optional
+        A label per unit; the difference is averaged within, then over, strata.
 
     Returns
     -------
@@ -224,8 +236,14 @@ def paired_bootstrap(
     >>> iv = paired_bootstrap([0, 0, 100, 100], [0, 100, 100, 100], n_boot=500)
     >>> iv.estimate, iv.low, iv.high  # 4 items: resampled means are multiples of 25
     (25.0, 0.0, 75.0)
+    >>> iv = paired_bootstrap([0, 0, 0, 0, 0, 0], [100, 100, 0, 0, 0, 0],
+    ...                       strata=["a", "a", "b", "b", "b", "b"], n_boot=200)
+    >>> iv.estimate  # mean of the two settings' means, 100 and 0
+    50.0
     """
     func = "paired_bootstrap"
+    if strata is not None:
+        return _stratified_bootstrap(a, b, strata, n_boot, confidence, seed, chunk)
     x, y = _paired(a, b, func)
     n_boot = check_int(n_boot, "n_boot", func, low=10)
     chunk = check_int(chunk, "chunk", func, low=1)
@@ -245,6 +263,114 @@ def paired_bootstrap(
         conf,
         int(d.size),
         f"paired bootstrap over {d.size} items ({n_boot} resamples)",
+    )
+
+
+def _stratified_bootstrap(
+    a: Any, b: Any, strata: Any, n_boot: int, confidence: float, seed: int, chunk: int
+) -> Interval:
+    func = "paired_bootstrap"
+    x = np.asarray(a.detach().cpu() if hasattr(a, "detach") else a, dtype=np.float64)
+    y = np.asarray(b.detach().cpu() if hasattr(b, "detach") else b, dtype=np.float64)
+    labels = np.asarray(strata)
+    if labels.ndim != 1 or labels.shape != x.shape:
+        fail(func, "strata", "one label per paired unit", f"shape {labels.shape}")
+    n_boot = check_int(n_boot, "n_boot", func, low=10)
+    chunk = check_int(chunk, "chunk", func, low=1)
+    conf = _confidence(confidence, func)
+    rng = np.random.default_rng(check_int(seed, "seed", func, low=0))
+    diffs = []
+    for lab in dict.fromkeys(labels.tolist()):  # first-seen order
+        keep = labels == lab
+        xs, ys = _paired(x[keep], y[keep], func)
+        diffs.append(ys - xs)
+    means = np.zeros(n_boot)
+    for d in diffs:
+        for start in range(0, n_boot, chunk):
+            m = min(chunk, n_boot - start)
+            idx = rng.integers(0, d.size, size=(m, d.size))
+            means[start : start + m] += d[idx].mean(axis=1)
+    means /= len(diffs)
+    lo, hi = np.quantile(means, [(1 - conf) / 2, (1 + conf) / 2])
+    n = int(sum(d.size for d in diffs))
+    return Interval(
+        float(np.mean([d.mean() for d in diffs])),
+        float(lo),
+        float(hi),
+        conf,
+        n,
+        f"paired bootstrap over {n} items in {len(diffs)} settings, each weighing "
+        f"the same ({n_boot} resamples)",
+    )
+
+
+def paired_bootstrap_statistic(
+    a: Any,
+    b: Any,
+    statistic: Any,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    r"""Bootstrap interval of :math:`T(b) - T(a)` for a statistic of the whole sample.
+
+    For a difference that is not a mean of per-unit values, such as the skewness of
+    the k-occurrence of the items the queries retrieve: ``a`` and ``b`` hold one row
+    per paired unit (e.g. each query's top-k gallery indices under method A and B),
+    the units are resampled jointly, and ``statistic`` maps the resampled rows to a
+    number. The estimate is ``statistic(b) - statistic(a)`` on the full sample; the
+    interval is percentile.
+
+    Parameters
+    ----------
+    a, b : array-like of shape (n, ...)
+        Per-unit rows of method A and B (same first dimension).
+    statistic : callable
+        ``statistic(rows) -> float``.
+    n_boot, confidence, seed
+        As in :func:`paired_bootstrap`.
+
+    Returns
+    -------
+    Interval
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> iv = paired_bootstrap_statistic(np.zeros(20), np.arange(20.0), np.max,
+    ...                                 n_boot=200)
+    >>> iv.estimate, iv.high
+    (19.0, 19.0)
+    """
+    func = "paired_bootstrap_statistic"
+    x = np.asarray(a.detach().cpu() if hasattr(a, "detach") else a)
+    y = np.asarray(b.detach().cpu() if hasattr(b, "detach") else b)
+    if x.ndim < 1 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+        fail(
+            func,
+            "a, b",
+            "two arrays with the same number (at least 2) of rows, one per unit",
+            f"shapes {x.shape} and {y.shape}",
+        )
+    if not callable(statistic):
+        fail(func, "statistic", "a function of the resampled rows", repr(statistic))
+    n_boot = check_int(n_boot, "n_boot", func, low=10)
+    conf = _confidence(confidence, func)
+    rng = np.random.default_rng(check_int(seed, "seed", func, low=0))
+    n = x.shape[0]
+    diffs = np.empty(n_boot)
+    for r in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        diffs[r] = float(statistic(y[idx])) - float(statistic(x[idx]))
+    lo, hi = np.quantile(diffs, [(1 - conf) / 2, (1 + conf) / 2])
+    return Interval(
+        float(statistic(y)) - float(statistic(x)),
+        float(lo),
+        float(hi),
+        conf,
+        int(n),
+        f"paired bootstrap over {n} items ({n_boot} resamples)",
     )
 
 
@@ -291,13 +417,16 @@ def verdict(
     ----------
     interval : Interval or None
         The interval of B − A; ``None`` means the data to decide it cannot be shipped.
-    claim : {"greater", "less"}
-        The paper claims B − A > 0 (``"greater"``) or B − A < 0 (``"less"``, e.g.
-        "less hubness").
+    claim : {"greater", "less", "equal"}
+        The paper claims B − A > 0 (``"greater"``), B − A < 0 (``"less"``, e.g.
+        "less hubness"), or that A and B do not differ (``"equal"``, e.g. "DIS
+        matches IS"; needs ``equivalence``).
     equivalence : float, optional
-        A margin of no practical difference: an interval inside ``(-equivalence,
-        equivalence)`` means *not supported* (the claimed effect is absent) rather than
-        *inconclusive*.
+        A margin of no practical difference. For a directional claim an interval
+        inside ``(-equivalence, equivalence)`` means *not supported* (the claimed
+        effect is absent) rather than *inconclusive*. For ``"equal"`` the claim is
+        *supported* when the interval lies inside the margin, *not supported* when it
+        lies wholly outside it, *inconclusive* otherwise.
 
     Returns
     -------
@@ -314,12 +443,31 @@ def verdict(
     'not supported'
     >>> verdict(Interval(-1.0, -1.5, -0.5, 0.95, 5, ""), claim="less")
     'supported'
+    >>> verdict(Interval(0.1, -0.2, 0.3, 0.95, 5, ""), claim="equal", equivalence=0.5)
+    'supported'
+    >>> verdict(Interval(1.0, 0.7, 1.3, 0.95, 5, ""), claim="equal", equivalence=0.5)
+    'not supported'
     """
     if interval is None:
         return VERDICTS[3]
-    if claim not in ("greater", "less"):
-        fail("verdict", "claim", "'greater' or 'less'", repr(claim))
+    if claim not in ("greater", "less", "equal"):
+        fail("verdict", "claim", "'greater', 'less' or 'equal'", repr(claim))
     lo, hi = interval.low, interval.high
+    if claim == "equal":
+        if equivalence is None:
+            fail(
+                "verdict",
+                "equivalence",
+                "a margin for an 'equal' claim",
+                None,
+                "Say how large a difference still counts as equal.",
+            )
+        eq = check_positive(equivalence, "equivalence", "verdict")
+        if -eq < lo and hi < eq:
+            return VERDICTS[0]
+        if lo >= eq or hi <= -eq:
+            return VERDICTS[1]
+        return VERDICTS[2]
     if claim == "less":
         lo, hi = -hi, -lo
     if lo > 0:

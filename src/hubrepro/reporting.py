@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import platform
+import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from hubrepro.datasets.manifest import sha256_file
 
 __all__ = [
     "use_book_style",
@@ -35,7 +37,10 @@ __all__ = [
     "Table",
     "table",
     "column_label",
+    "statistics_as_rows",
     "COLUMN_LABELS",
+    "TABLE_CLASS",
+    "REF_CLASS",
 ]
 
 _PACKAGES = (
@@ -70,15 +75,6 @@ def use_book_style() -> None:
             "image.cmap": "viridis",
         }
     )
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _git(*args: str) -> str | None:
@@ -225,7 +221,10 @@ def publish(
     The one call behind every number, table and figure the book pastes: a DataFrame is
     written as ``artifact_dir/key.csv``, a figure as ``key.png``, anything else as
     ``key.json`` (:func:`save_artifact`), then ``myst_nb.glue(key, obj,
-    display=display)`` makes it available to ``{glue:*}`` pastes. Plain numbers and
+    display=display)`` makes it available to ``{glue:*}`` pastes. A table key
+    (``nbNN-tbl-...``) is always glued as a :class:`Table`: a bare DataFrame goes
+    through :func:`table` with its defaults (pass a :func:`table` to choose labels,
+    decimals or links). Plain numbers and
     strings are glued only (pass ``artifact_dir=None``). Returns ``obj`` so a notebook
     cell can end with it and show it.
     """
@@ -233,7 +232,17 @@ def publish(
 
     if artifact_dir is not None:
         save_artifact(obj, artifact_dir, key)
-    glue(key, obj, display=display)
+    shown = obj
+    if "-tbl-" in key and not isinstance(obj, Table):
+        import pandas as pd
+
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(
+                f"publish: the table {key!r} must be a DataFrame or a reporting.table; "
+                f"got {type(obj).__name__}."
+            )
+        shown = table(obj)  # every glued table goes through the one formatting helper
+    glue(key, shown, display=display)
     return obj
 
 
@@ -253,9 +262,9 @@ def record_provenance(
     return prov
 
 
-def format_table(df: Any, decimals: int = 2) -> Any:
-    """Round the numeric columns of a DataFrame for display (the library never rounds)."""
-    return df.round(decimals)
+def format_table(df: Any, decimals: int = 2) -> Table:
+    """The same as :func:`table` with ``decimals`` (kept for older notebooks; use :func:`table`)."""
+    return table(df, decimals)
 
 
 #: Human names of the column names the drivers produce (exact matches; see
@@ -286,6 +295,14 @@ COLUMN_LABELS: dict[str, str] = {
     "n": "n",
     "mean": "mean",
     "sd": "sd",
+    "ci_low": "95 % interval, low",
+    "ci_high": "95 % interval, high",
+    "verdict": "verdict",
+    "interval": "difference [95 % interval]",
+    "evidence": "evidence",
+    "claim": "claim",
+    "paper": "paper",
+    "hyper": "chosen hyperparameters",
 }
 
 _DIRECTION_PREFIXES = {"q2g": "query→gallery", "g2q": "gallery→query"}
@@ -322,6 +339,8 @@ def column_label(name: Any, directions: Mapping[str, str] | None = None) -> str:
             return f"{column_label(text[: -len(suffix)], directions)} (sd)"
     if text in COLUMN_LABELS:
         return COLUMN_LABELS[text]
+    if text in _VALUE_LABELS:
+        return _VALUE_LABELS[text]
     head, _, rest = text.partition("_")
     words = {**_DIRECTION_PREFIXES, **(directions or {})}
     if rest and head in words:
@@ -331,13 +350,33 @@ def column_label(name: Any, directions: Mapping[str, str] | None = None) -> str:
     return text.replace("_", " ")
 
 
+#: CSS class of every table made by :func:`table` (the book's check that a glued table
+#: came through this helper looks for it).
+TABLE_CLASS = "hubrepro-table"
+#: CSS class of a cross-reference to a book label inside a table; the book's Sphinx
+#: extension turns ``href="#<label>"`` into a link to the labelled section, figure or
+#: table, with its number as the text.
+REF_CLASS = "hubrepro-ref"
+
+
+#: what a book label looks like (only such values of a ``links`` column become links)
+_BOOK_LABEL = re.compile(r"(?:sec|fig|tbl|eq)-[\w-]+")
+
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
 class Table:
     """A table for the page: human column names, fixed decimals, never truncated.
 
     Made by :func:`table`. Renders as HTML (every row and column; missing values as
-    "—") in the book and as aligned text elsewhere; :meth:`to_csv` (used by
-    :func:`publish` for the artifact) writes the unrounded data with the drivers'
-    column names, for re-use.
+    "—"; numbers right-aligned; grouped column headers for a two-level column index;
+    repeated row labels merged) in the book and as aligned text elsewhere;
+    :meth:`to_csv` (used by :func:`publish` for the artifact) writes the unrounded
+    data with the drivers' column names, for re-use.
 
     Attributes
     ----------
@@ -347,18 +386,133 @@ class Table:
         The unrounded source.
     """
 
-    def __init__(self, display: Any, data: Any, show_index: bool) -> None:
+    def __init__(
+        self,
+        display: Any,
+        data: Any,
+        show_index: bool,
+        *,
+        numeric: Any = None,
+        links: Iterable[Any] = (),
+        bold: Any = None,
+    ) -> None:
         self.display = display
         self.data = data
         self.show_index = show_index
+        self._numeric = numeric
+        self._links = set(links)
+        self._bold = bold
+        # text columns whose cells run long (a claim, a code line): given room to wrap
+        self._long = {
+            j
+            for j in range(display.shape[1])
+            if display.iloc[:, j].astype(str).str.len().max() > 40
+        } if len(display) else set()  # fmt: skip
+
+    # -------------------------------------------------------------- HTML
+    def _header_rows(self) -> list[str]:
+        import pandas as pd
+
+        cols = self.display.columns
+        levels = (
+            [list(cols.get_level_values(i)) for i in range(cols.nlevels)]
+            if isinstance(cols, pd.MultiIndex)
+            else [list(cols)]
+        )
+        names = list(self.display.index.names) if self.show_index else []
+        rows = []
+        for li, values in enumerate(levels):
+            cells = []
+            if li == len(levels) - 1:
+                cells += [
+                    f'<th class="hubrepro-rowhead">{_esc(n or "")}</th>' for n in names
+                ]
+            elif names:
+                cells.append(f'<th colspan="{len(names)}"></th>')
+            j = 0
+            while j < len(values):
+                span = 1
+                # an upper level groups equal neighbours (only under the same parents)
+                while (
+                    li < len(levels) - 1
+                    and j + span < len(values)
+                    and all(levels[u][j + span] == levels[u][j] for u in range(li + 1))
+                ):
+                    span += 1
+                attr = f' colspan="{span}"' if span > 1 else ""
+                cls = "hubrepro-group" if li < len(levels) - 1 else "hubrepro-colhead"
+                if len(str(values[j])) <= 8:  # "d = 100", "R@1": never broken
+                    cls += " short"
+                cells.append(f'<th class="{cls}"{attr}>{_esc(values[j])}</th>')
+                j += span
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        return rows
+
+    def _index_cells(self) -> list[list[str]]:
+        """Row-header cells of every row; an outer level's repeated values are merged."""
+        import pandas as pd
+
+        idx = self.display.index
+        n = len(idx)
+        if not self.show_index:
+            return [[] for _ in range(n)]
+        levels = (
+            [list(idx.get_level_values(i)) for i in range(idx.nlevels)]
+            if isinstance(idx, pd.MultiIndex)
+            else [list(idx)]
+        )
+        out: list[list[str]] = [[] for _ in range(n)]
+        # repeated labels of an outer level are merged into one cell; so are those of a
+        # single-level index (rows of one group, e.g. one paper's claims)
+        merge_last = len(levels) == 1
+        for li, values in enumerate(levels):
+            i = 0
+            while i < n:
+                span = 1
+                if li < len(levels) - 1 or merge_last:
+                    while i + span < n and all(
+                        levels[u][i + span] == levels[u][i] for u in range(li + 1)
+                    ):
+                        span += 1
+                attr = f' rowspan="{span}"' if span > 1 else ""
+                # a long label (a claim) may wrap; short ones (methods) stay on one line
+                cls = (
+                    "hubrepro-rowhead long"
+                    if len(str(values[i])) > 30
+                    else "hubrepro-rowhead"
+                )
+                out[i].append(f'<th class="{cls}"{attr}>{_esc(values[i])}</th>')
+                i += span
+        return out
+
+    def _cell(self, i: int, j: int) -> str:
+        text = self.display.iat[i, j]
+        col = self.display.columns[j]
+        classes = []
+        if self._numeric is not None and bool(self._numeric.iat[i, j]):
+            classes.append("num")
+        elif j in self._long:
+            classes.append("long")
+        body = _esc(text)
+        if col in self._links and _BOOK_LABEL.fullmatch(str(text)):
+            body = f'<a class="{REF_CLASS}" href="#{_esc(text)}">{_esc(text)}</a>'
+        if self._bold is not None and bool(self._bold.iat[i, j]):
+            body = f"<strong>{body}</strong>"
+        cls = f' class="{" ".join(classes)}"' if classes else ""
+        return f"<td{cls}>{body}</td>"
 
     def _repr_html_(self) -> str:
-        return self.display.to_html(
-            index=self.show_index,
-            border=0,
-            classes="hubrepro-table",
-            escape=True,
-            na_rep="—",
+        heads = self._index_cells()
+        body = []
+        for i in range(len(self.display)):
+            cells = heads[i] + [self._cell(i, j) for j in range(self.display.shape[1])]
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        return (
+            f'<table class="{TABLE_CLASS}">\n<thead>\n'
+            + "\n".join(self._header_rows())
+            + "\n</thead>\n<tbody>\n"
+            + "\n".join(body)
+            + "\n</tbody>\n</table>"
         )
 
     def __repr__(self) -> str:
@@ -374,6 +528,8 @@ def _fmt_value(v: Any, decimals: int) -> str:
 
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "—"
+    if hasattr(v, "format") and hasattr(v, "low") and hasattr(v, "high"):
+        return v.format(decimals)  # an inference.Interval: "+1.23 [0.45, 2.01]"
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"
     if isinstance(v, int | np.integer):
@@ -383,39 +539,93 @@ def _fmt_value(v: Any, decimals: int) -> str:
     return _VALUE_LABELS.get(str(v), str(v))
 
 
+def _is_number(v: Any) -> bool:
+    import numpy as np
+
+    if isinstance(v, bool | np.bool_):
+        return False
+    return isinstance(v, int | float | np.integer | np.floating) or (
+        hasattr(v, "low") and hasattr(v, "high")
+    )
+
+
+def _sd_partner(col: Any, columns: Sequence[Any]) -> Any:
+    for suffix in (" sd", "_sd"):
+        if isinstance(col, str) and f"{col}{suffix}" in columns:
+            return f"{col}{suffix}"
+    return None
+
+
+def statistics_as_rows(df: Any, *, name: str = "statistic") -> Any:
+    """A wide table of statistics (columns) per setting (rows), transposed for the page.
+
+    Many statistics of a few settings (two protocols, five dimensions) read better as
+    one row per statistic, under its human name (:func:`column_label`), and one column
+    per setting. Values keep their types (integers stay integers).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = statistics_as_rows(pd.DataFrame({"R@1": [47.5, 37.4], "robin_hood": [0.5, 0.6]},
+    ...                                     index=["random", "by-module"]))
+    >>> list(t.index), list(t.columns)
+    (['R@1', 'Robin Hood index'], ['random', 'by-module'])
+    """
+    out = df.astype(object).rename(columns=lambda c: column_label(c)).T
+    out.index.name = name
+    return out
+
+
 def table(
     df: Any,
-    decimals: int | Mapping[str, int] = 2,
+    decimals: int | Mapping[Any, int] = 2,
     *,
-    columns: Mapping[str, str] | None = None,
-    values: Mapping[str, Any] | None = None,
+    columns: Mapping[Any, str] | None = None,
+    values: Mapping[Any, Any] | None = None,
     directions: Mapping[str, str] | None = None,
     index: bool | None = None,
+    pm: bool | Mapping[str, str] = False,
+    links: Iterable[Any] = (),
+    highlight: str | None = None,
 ) -> Table:
     """Format a driver's DataFrame as a :class:`Table` for the book.
 
     The one formatting helper of the book's tables: column (and index) names become
     human names (:func:`column_label`, overridden by ``columns``); numbers get
     ``decimals`` places (an int, or a mapping from the *original* column name to
-    places, default 2), integers thousands separators, missing values "—"; method
-    keys in a ``method``/``label`` column or index level become their display labels
-    (:func:`hubrepro.normalize.variants.variant_label`); direction keys become arrows;
-    ``values`` maps a column name to a function (or dict) of its values.
+    places, default 2), integers thousands separators, missing values "—", an
+    interval (:class:`hubrepro.inference.Interval`) reads ``+1.23 [0.45, 2.01]``;
+    method keys in a ``method``/``label`` column or index level become their display
+    labels (:func:`hubrepro.normalize.variants.variant_label`); direction keys become
+    arrows; ``values`` maps a column name to a function (or dict) of its values. A
+    two-level column index gives grouped headers (e.g. dataset over direction).
 
     Parameters
     ----------
     df : pandas.DataFrame
         The data, unrounded.
     decimals : int or mapping, default 2
-        Decimal places, per column when a mapping (missing columns: 2).
+        Decimal places, per column when a mapping (missing columns: 2; for a
+        two-level column index the key may be the last level's name).
     columns : mapping, optional
         Explicit human names for some columns (original name -> shown name).
     values : mapping, optional
-        Column name -> callable or dict relabelling that column's values.
+        Column (or index level, or column level) name -> callable or dict relabelling
+        its values.
     directions : mapping, optional
         Words for the ``q2g``/``g2q`` prefixes, e.g. ``{"q2g": "text→code"}``.
     index : bool, optional
         Show the index; default: when it is not a plain ``RangeIndex``.
+    pm : bool or mapping, default False
+        Show a mean and its standard deviation in one cell, ``47.5 ± 1.2``: a mapping
+        from a mean column to its sd column, or ``True`` for every column ``X`` that
+        has an ``X sd`` (or ``X_sd``) partner. The sd columns are not shown apart.
+    links : iterable, optional
+        Columns whose values are book labels (``sec-...``, ``fig-...``, ``tbl-...``):
+        shown as cross-references, which the book turns into numbered links (other
+        values, such as words, are shown as they are).
+    highlight : {"max", "min"}, optional
+        Bold the largest (smallest) number of each numeric column.
 
     Returns
     -------
@@ -429,6 +639,10 @@ def table(
     >>> print(repr(t))  # doctest: +NORMALIZE_WHITESPACE
                method R@1, query→gallery     n
     IS (gallery bank)               47.5 3,000
+    >>> print(repr(table(pd.DataFrame({"R@1": [47.46], "R@1 sd": [1.234]}), pm=True)))
+    ... # doctest: +NORMALIZE_WHITESPACE
+              R@1
+    47.46 ± 1.23
     """
     import pandas as pd
 
@@ -439,33 +653,90 @@ def table(
             f"table: `df` must be a pandas DataFrame; got {type(df).__name__}. "
             "Build the table from the driver's DataFrame."
         )
+    if highlight not in (None, "max", "min"):
+        raise ValueError(
+            f"table: `highlight` must be 'max', 'min' or None; got {highlight!r}."
+        )
     show_index = (
         not isinstance(df.index, pd.RangeIndex) if index is None else bool(index)
     )
-    relabel: dict[str, Any] = {"method": variant_label, "label": variant_label}
+    relabel: dict[Any, Any] = {"method": variant_label, "label": variant_label}
     relabel.update(values or {})
+    multi = isinstance(df.columns, pd.MultiIndex)
+    cols = list(df.columns)
+    pairs: dict[Any, Any] = {}
+    if pm is True:
+        pairs = {c: p for c in cols if (p := _sd_partner(c, cols)) is not None}
+    elif pm:
+        pairs = dict(pm)
+    shown = [c for c in cols if c not in set(pairs.values())]
+    link_cols = set(links)
 
     def places(col: Any) -> int:
         if isinstance(decimals, Mapping):
-            return int(decimals.get(col, 2))
+            if col in decimals:
+                return int(decimals[col])
+            if isinstance(col, tuple) and col and col[-1] in decimals:
+                return int(decimals[col[-1]])
+            return 2
         return int(decimals)
 
+    def mapped(series: Any, name: Any) -> Any:
+        f = relabel.get(name)
+        if f is None and isinstance(name, tuple):
+            f = relabel.get(name[-1])
+        if f is None:
+            return series
+        return series.map(f if callable(f) else lambda v, f=f: f.get(v, v))
+
     out = pd.DataFrame(index=df.index)
-    for col in df.columns:
-        f = relabel.get(col)
-        series = df[col]
-        if f is not None:
-            series = series.map(f if callable(f) else lambda v, f=f: f.get(v, v))
-        out[col] = [_fmt_value(v, places(col)) for v in series]
-    names = {**{c: column_label(c, directions) for c in df.columns}, **(columns or {})}
-    out.columns = [names[c] for c in df.columns]
+    numeric = pd.DataFrame(index=df.index)
+    bold = pd.DataFrame(False, index=df.index, columns=range(len(shown)))
+    for j, col in enumerate(shown):
+        series = mapped(df[col], col)
+        cells = [_fmt_value(v, places(col)) for v in series]
+        if col in pairs:
+            sds = df[pairs[col]]
+            cells = [
+                c if pd.isna(sd) or c == "—" else f"{c} ± {float(sd):.{places(col)}f}"
+                for c, sd in zip(cells, sds, strict=True)
+            ]
+        out[j] = cells
+        numeric[j] = [_is_number(v) for v in series]
+        if highlight is not None:
+            nums = pd.to_numeric(df[col], errors="coerce")
+            if nums.notna().any() and numeric[j].any():
+                target = nums.max() if highlight == "max" else nums.min()
+                bold[j] = (nums == target).to_numpy()
+
+    def col_name(c: Any) -> str:
+        if columns and c in columns:
+            return columns[c]
+        return column_label(c, directions)
+
+    if multi:
+        tuples = []
+        for c in shown:
+            if columns and c in columns:
+                tuples.append((*(str(x) for x in c[:-1]), columns[c]))
+                continue
+            parts = []
+            for level, value in enumerate(c):
+                f = relabel.get(df.columns.names[level])
+                if f is not None:
+                    value = f(value) if callable(f) else f.get(value, value)
+                parts.append(col_name(value))
+            tuples.append(tuple(parts))
+        out.columns = pd.MultiIndex.from_tuples(tuples)
+    else:
+        out.columns = [col_name(c) for c in shown]
+    numeric.columns = out.columns
+    bold.columns = out.columns
+    shown_links = [out.columns[j] for j, c in enumerate(shown) if c in link_cols]
     if show_index:
         idx = out.index.to_frame(index=False)
         for col in idx.columns:
-            f = relabel.get(col)
-            vals = idx[col]
-            if f is not None:
-                vals = vals.map(f if callable(f) else lambda v, f=f: f.get(v, v))
+            vals = mapped(idx[col], col)
             idx[col] = [_fmt_value(v, places(col)) for v in vals]
         idx.columns = [
             None if c is None else (columns or {}).get(c, column_label(c, directions))
@@ -476,4 +747,12 @@ def table(
             if idx.shape[1] > 1
             else pd.Index(idx.iloc[:, 0], name=idx.columns[0])
         )
-    return Table(out, df, show_index)
+        numeric.index = bold.index = out.index
+    return Table(
+        out,
+        df,
+        show_index,
+        numeric=numeric,
+        links=shown_links,
+        bold=bold if highlight is not None else None,
+    )

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from hubrepro import published
+from hubrepro import inference, published
 from hubrepro.experiments import dbnorm as X
 from hubrepro.experiments.dbnorm import ablations, comparison, pictures, released
 
@@ -122,12 +122,28 @@ def test_comparison_run_and_headlines(cfg):
     assert h["val-n-published"] == len(pub)
     assert h["val-n-dbnorm"] == int((pub.table == "dbnorm-main").sum())
     assert [k for k in h if k.startswith("txt-claim")] == [
-        f"txt-claim{i}-{side}" for i in range(1, len(published.CLAIMS) + 1)
-        for side in ("published", "ours")
+        f"txt-claim{i}-published" for i in range(1, len(published.CLAIMS) + 1)
     ]  # fmt: skip
-    assert h["txt-claim1-ours"].endswith("of 1 datasets")
+    # on ours, every claim is a verdict from an interval, never a "k of n" count
+    assert h["val-n-datasets"] == 1 and h["txt-datasets"] == result.decided.datasets[0]
+    assert h["txt-verdict-dualis-beats-is"] in inference.VERDICTS
+    assert h["txt-verdict-published-numbers"] == "needs data we cannot ship"
+    assert "txt-interval-published-numbers" not in h
     # embedded data: no published row is filled
     assert set(result.side["reproduced"]) == {"needs your data"}
+    wide = comparison.side_wide(result.side)
+    assert list(wide.index) == list(
+        dict.fromkeys(result.side.setting)
+    )  # one row per setting
+    first = result.side.iloc[0]
+    assert wide.loc[first.setting, first.method] == float(first.published)
+    assert wide.loc["MSCOCO 5k CLIP", "source (confidence)"] == "SEC-A, SEC-B (medium)"
+    # a setting reproduced from the reader's data gets its own row
+    side = result.side.copy()
+    side.loc[side.setting == first.setting, "reproduced"] = "12.50"
+    both = comparison.side_wide(side)
+    assert both.loc[f"{first.setting}, reproduced", first.method] == 12.5
+    assert len(both) == len(wide) + 1
     assert h["val-mismatch-max"] == pytest.approx(
         float(result.mismatch["difference"].abs().max())
     )

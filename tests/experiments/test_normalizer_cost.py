@@ -23,6 +23,21 @@ def test_sweep_rows_columns_and_child_memory_at_the_largest_bank():
     assert small.peak_mib.isna().all()
 
 
+def test_each_method_is_measured_against_the_matmuls_of_the_banks_it_reads():
+    # IS reads the query bank only; DualDIS both banks; DBSN the query bank and the
+    # query-bank x gallery-bank matrix. A shared two-bank floor put IS "below" it.
+    assert nc._banks("is") == ("query",)
+    assert nc._banks("dualdis") == ("query", "gallery")
+    assert nc._banks("dbsn") == ("query", "cross")
+    df = nc.sweep(nc.NormalizerCostConfig(**{**SMALL, "methods": ("is", "dualdis")},
+                                          child_memory="none"))  # fmt: skip
+    for _, g in df.groupby("bank_size"):
+        f = g.set_index("method").floor_seconds
+        assert (
+            f["dualdis"] > f["is"]
+        )  # the same query-bank term plus the gallery bank's
+
+
 def test_sweep_rejects_unknown_methods_and_modes():
     with pytest.raises(ValueError, match="`methods` must be names from"):
         nc.sweep(nc.NormalizerCostConfig(methods=("qbnorm",)))

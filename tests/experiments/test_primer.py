@@ -100,5 +100,9 @@ def test_run_and_headlines():
     fig = primer.plot_nk_histograms(result)
     assert fig.axes
     plt.close(fig)
+    # the book's table: statistics as rows (human names), one column per dimension
+    t = primer.by_dimension_table(result)
+    assert list(t.columns) == ["d = 3", "d = 50"] and "k" not in t.index
+    assert t.loc["skewness of N_k", "d = 50"] == float(high["skewness"])
     with pytest.raises(TypeError, match="PrimerConfig"):
         primer.run({"dims": [3]})

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from hubrepro import inference as inf
 from hubrepro import simulate as S
 from hubrepro.config import from_params
 from hubrepro.experiments import _theory
@@ -226,6 +227,10 @@ def test_notebook_20_run_and_headlines():
     assert list(result.histograms) == ["gaussian, d = 3"]
     assert int(result.histograms["gaussian, d = 3"].sum()) == 120 * 5
     assert heads["val-intrinsic-span"] >= 0
+    (r1,) = nb20.claims(result)
+    assert r1.key == "th-r1" and r1.interval is not None and r1.interval.n == 2
+    assert r1.verdict == inf.verdict(r1.interval, claim="greater")
+    assert "d = 3 to 30" in r1.claim and "least favourable case: law" in r1.claim
     for fig in (
         nb20.plot_skewness(result),
         nb20.plot_nk_histograms(result),
@@ -262,6 +267,9 @@ def test_notebook_21_run_and_headlines():
     assert heads["val-rho-gaussian-euclidean"] == expected
     assert math.isnan(heads["val-rho-uniform-euclidean"])
     assert list(result.items) == [("gaussian", "d = 3")]
+    # one replicate: no interval, so no verdict either way
+    assert [(c.key, c.verdict, c.interval) for c in nb21.claims(result)] == [
+        ("th-r2", "inconclusive", None), ("th-r4", "inconclusive", None)]  # fmt: skip
     assert result.rho_table.shape == (2, 2)
     for fig in (
         nb21.plot_scatter(result),
@@ -295,10 +303,13 @@ def test_notebook_22_run_headlines_and_labels():
     gain = result.gain.set_index(["method", "gap"])["mean"]
     assert heads["val-isg-gain-gapmax"] == gain[("is-g", 0.5)]
     assert heads["val-isq-gain-gapmax"] == gain[("is", 0.5)]
+    (d1,) = nb22.claims(result)
+    assert d1.key == "th-d1" and d1.verdict == "inconclusive"  # one replicate
     t3 = nb22.t3_table(result)
     assert {variant_label("dualis"), variant_label("is")} <= set(t3.columns)
     fig = nb22.plot_bank_benefit(result)
-    legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    # the legend sits below the panels (a figure legend), covering no line
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == [variant_label(m) for m in ("is", "is-g", "dualis")]
     for fig in (
         nb22.plot_scatter(result),
@@ -338,3 +349,42 @@ def test_cuda_grid_equals_cpu_grid():
     a = _theory.single_set_grid(["gaussian"], [16], n=200, replicates=1, device="cpu")
     b = _theory.single_set_grid(["gaussian"], [16], n=200, replicates=1, device="cuda")
     np.testing.assert_allclose(a["value"], b["value"], rtol=1e-4, atol=1e-4)
+
+
+def test_many_panels_wrap_into_rows_of_three():
+    import numpy as np
+
+    from hubrepro.experiments._theory import panel_grid, plot_histograms
+
+    fig, axes = panel_grid(8, 3.0, 2.5)
+    assert len(axes) == 8 and len(fig.axes) == 9  # a 3 x 3 grid, the last cell hidden
+    assert [a.get_subplotspec().colspan.start for a in axes[:4]] == [0, 1, 2, 0]
+    assert not fig.axes[8].get_visible()
+    width, height = fig.get_size_inches()
+    assert width < 3 * height  # a grid, not a strip
+    fig = plot_histograms({f"d={d}": np.arange(20) % (d + 1) for d in range(5)}, k=3)
+    assert sum(a.get_visible() for a in fig.axes) == 5
+
+
+def test_replicate_claim_is_decided_on_the_least_favourable_case():
+    # two laws, three seeds; the values minus the null 0.5: law a +0.4 +-0.1, law b ~ +0.05
+    frame = pd.DataFrame({
+        "law": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2,
+        "value": [0.8, 0.9, 1.0, 0.5, 0.6, 0.55],
+    })  # fmt: skip
+    c = _theory.replicate_claim(frame, ["law"], null=0.5, claim="greater", text="x",
+                                key="th-x", evidence="sec-theory")  # fmt: skip
+    assert "least favourable case: law b" in c.claim
+    # law b: differences 0, 0.1, 0.05 -> mean 0.05, sd 0.05, t(0.975, 2) = 4.303
+    half = 4.302652729911275 * 0.05 / math.sqrt(3)
+    assert c.interval.estimate == pytest.approx(0.05)
+    assert (c.interval.low, c.interval.high) == pytest.approx(
+        (0.05 - half, 0.05 + half)
+    )
+    assert c.verdict == "inconclusive"  # the interval covers 0
+    # paired over a column: high minus low per seed
+    paired = pd.DataFrame({"law": ["a"] * 6, "seed": [0, 1, 2] * 2, "d": [3] * 3 + [30] * 3,
+                           "value": [0.1, 0.2, 0.3, 1.1, 1.3, 1.2]})  # fmt: skip
+    c = _theory.replicate_claim(paired, ["law"], null=0.0, claim="greater", text="y",
+                                key="th-y", evidence="sec-theory", paired_on=("d", 3, 30))  # fmt: skip
+    assert c.interval.estimate == pytest.approx(1.0) and c.verdict == "supported"

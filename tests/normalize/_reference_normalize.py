@@ -1,6 +1,7 @@
 """Plain, obviously-correct reference normalisers (float64, loops, explicit exp-ratios).
 
-Written from the formulas of the spec (dbnorm.md §2) without sharing code with
+Written from the formulas of DBNorm (``wang2023balance``) as the book writes them out
+(:ref:`sec-normalisation`) and of QB-Norm (``bogolin2022qbnorm``) without sharing code with
 ``hubrepro.normalize``. Use small inverse temperatures: the exponentials here are
 taken directly, as in the papers.
 """

@@ -318,7 +318,7 @@ def _read_yml(out: Path) -> dict[str, Any]:
 def _write_yml(out: Path, model: str, weights: Path, meta: dict[str, Any]) -> Path:
     import yaml
 
-    from hubrepro.reporting import sha256_file
+    from hubrepro.datasets.manifest import sha256_file
 
     p = out / "dataset.yml"
     meta = dict(meta)

@@ -10,16 +10,22 @@ Book: :ref:`sec-data`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from hubrepro.io import atomic_write
-from hubrepro.reporting import sha256_file
 
 from .stdlib_code import DATA_VERSION, data_file, extract_stdlib_pairs, write_pairs
 
-__all__ = ["REPO_MANIFEST", "build_stdlib_data", "sidecar_file", "verify_data"]
+__all__ = [
+    "REPO_MANIFEST",
+    "build_stdlib_data",
+    "sidecar_file",
+    "verify_data",
+    "sha256_file",
+]
 
 #: The repository's manifest (absent in an installed copy).
 REPO_MANIFEST = Path(__file__).resolve().parents[3] / "data" / "manifest.yml"
@@ -29,6 +35,15 @@ _SOURCE = {
     "licence": "PSF-2.0 (Python Software Foundation License Version 2); see data/README.md",
     "description": "docstring summary (>= 4 words) -> function source without docstrings",
 }
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, read in blocks (the checksum of the manifests and provenance)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def sidecar_file(version: int = DATA_VERSION) -> Path:

@@ -438,7 +438,7 @@ def load_stdlib_code(
     ----
     :ref:`sec-data`.
     """
-    from hubrepro.reporting import sha256_file
+    from hubrepro.datasets.manifest import sha256_file
 
     from ._base import PairedData
     from .embed import DEFAULT_MODEL, encode_texts

@@ -19,6 +19,7 @@ module                                             notebook
 :mod:`~hubrepro.experiments.normalizer_cost`       45, what each normaliser costs
 :mod:`~hubrepro.experiments.neighborretr`          50-52 and 60, NeighborRetr
 :mod:`~hubrepro.experiments.environment`           70, environment and run times
+:mod:`~hubrepro.experiments.ledger`                75, the claims ledger
 =================================================  ========================================
 
 The theory drivers (20-22, and 10's histograms) share the seeded single-set grid and
@@ -40,4 +41,5 @@ __all__ = [
     "normalizer_cost",
     "neighborretr",
     "environment",
+    "ledger",
 ]

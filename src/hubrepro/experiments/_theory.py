@@ -194,13 +194,10 @@ def plot_lines(
     statistic (skewness or :math:`\\rho` against :math:`d`, R@1 gain against
     :math:`\\gamma`). Returns a matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
 
     panels = [None] if panel is None else list(dict.fromkeys(summary[panel]))
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False
-    )
-    for ax, pv in zip(axes[0], panels, strict=True):
+    fig, axes = panel_grid(len(panels), 4.2, 3.4)
+    for ax, pv in zip(axes, panels, strict=False):
         sub = summary if pv is None else summary[summary[panel] == pv]
         for hv, grp in sub.groupby(hue, sort=False):
             _bands(ax, grp, x, str(hv))
@@ -208,13 +205,51 @@ def plot_lines(
             ax.axhline(reference, color="0.5", lw=0.8, ls="--")
         if logx:
             ax.set_xscale("log")
-        ax.set_xlabel(x)
+        ax.set_xlabel(_AXIS_WORDS.get(x, x))
         if pv is not None:
             ax.set_title(f"{panel} = {pv}")
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    for ax in axes[:: min(len(panels), _MAX_COLUMNS)]:
+        ax.set_ylabel(ylabel)
+    # one legend below the panels, where it covers no line
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4),
+                   fontsize=8, frameon=False)  # fmt: skip
+        rows = -(-len(panels) // _MAX_COLUMNS)
+        fig.tight_layout(rect=(0, 0.1 + 0.04 * (-(-len(labels) // 4)) / rows, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
+
+
+#: panels per row of a multi-panel figure: more wrap onto a new row, so a figure stays
+#: readable at the width of the book's text column
+_MAX_COLUMNS = 3
+_AXIS_WORDS = {
+    "dim": "dimension d",
+    "d": "dimension d",
+    "gap": "modality gap γ",
+    "gamma": "modality gap γ",
+    "m": "intrinsic dimension m",
+}
+
+
+def panel_grid(n: int, width: float, height: float) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels in rows of at most three (shared y), unused cells hidden.
+
+    Returns the figure and the list of the ``n`` axes in reading order.
+    """
+    import matplotlib.pyplot as plt
+
+    cols = max(1, min(n, _MAX_COLUMNS))
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(width * cols, height * rows), sharey=True, squeeze=False
+    )
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
 
 def plot_histograms(n_k_by_label: Mapping[str, Any], *, k: int) -> Any:
@@ -222,13 +257,10 @@ def plot_histograms(n_k_by_label: Mapping[str, Any], *, k: int) -> Any:
 
     In the style of Radovanović et al. 2010, Fig. 1. Returns a matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
 
     labels = list(n_k_by_label)
-    fig, axes = plt.subplots(
-        1, len(labels), figsize=(3.4 * len(labels), 3.0), sharey=True, squeeze=False
-    )
-    for ax, lab in zip(axes[0], labels, strict=True):
+    fig, axes = panel_grid(len(labels), 3.4, 3.0)
+    for ax, lab in zip(axes, labels, strict=False):
         v = np.asarray(n_k_by_label[lab])
         counts = np.bincount(v)
         nz = counts > 0
@@ -236,7 +268,8 @@ def plot_histograms(n_k_by_label: Mapping[str, Any], *, k: int) -> Any:
         ax.set_yscale("log")
         ax.set_xlabel(f"$N_{{{k}}}$")
         ax.set_title(lab)
-    axes[0][0].set_ylabel("fraction of points")
+    for ax in axes[:: min(len(labels), _MAX_COLUMNS)]:
+        ax.set_ylabel("fraction of points")
     fig.tight_layout()
     return fig
 
@@ -333,3 +366,67 @@ def plot_heatmap(
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
+
+
+def replicate_claim(
+    frame: pd.DataFrame,
+    cases: Sequence[str],
+    *,
+    null: float,
+    claim: str,
+    text: str,
+    key: str,
+    evidence: str,
+    paired_on: tuple[str, Any, Any] | None = None,
+) -> Any:
+    r"""One theory claim (``th-...``) decided on its worst case, with a 95 % interval over replicates.
+
+    ``frame`` holds one ``value`` per replicate (``seed``) and case (the columns
+    ``cases``, e.g. law and :math:`k`). For each case the interval is Student-t over
+    the replicates (:func:`hubrepro.inference.paired_t_interval`) of the value minus
+    ``null`` or, with ``paired_on=(column, low, high)``, of the paired difference
+    ``value[high] - value[low]`` (e.g. the skewness at the largest minus the smallest
+    dimension). The claim must hold in *every* case, so it is decided
+    (:func:`hubrepro.inference.verdict` with ``claim``) on the case least favourable
+    to it: the smallest lower bound for ``"greater"``, the largest upper bound for
+    ``"less"``. With a single replicate there is no interval and the verdict is
+    *inconclusive*.
+    """
+    from hubrepro.inference import Claim, paired_t_interval, verdict
+
+    worst, where = None, None
+    single = False
+    for case, g in frame.groupby(list(cases), sort=False):
+        if paired_on is not None:
+            col, lo, hi = paired_on
+            w = g.pivot_table(index="seed", columns=col, values="value").dropna()
+            if lo not in w.columns or hi not in w.columns:
+                continue
+            a, b = w[lo].to_numpy(), w[hi].to_numpy()
+        else:
+            b = g["value"].to_numpy(dtype=float)
+            a = np.full(b.shape, float(null))
+        if len(b) < 2:
+            single = True
+            continue
+        iv = paired_t_interval(a, b)
+        bad = -iv.low if claim == "greater" else iv.high
+        if worst is None or bad > (-worst.low if claim == "greater" else worst.high):
+            worst, where = iv, case
+
+    def said(note: str) -> str:  # "claim (scope)" + note -> "claim (scope; note)"
+        return f"{text[:-1]}; {note})" if text.endswith(")") else f"{text} ({note})"
+
+    if worst is None:
+        why = "one replicate: no interval" if single else "no case computed"
+        return Claim("Theory", said(why), "inconclusive", None, evidence, key)
+    case = where if isinstance(where, tuple) else (where,)
+    named = ", ".join(f"{c} {v}" for c, v in zip(cases, case, strict=True))
+    return Claim(
+        "Theory",
+        said(f"least favourable case: {named}"),
+        verdict(worst, claim=claim),
+        worst,
+        evidence,
+        key,
+    )

@@ -29,13 +29,20 @@ from hubrepro.simulate import (
     verdict_r1,
 )
 
-from ._theory import as_list, plot_histograms, plot_lines, single_set_grid
+from ._theory import (
+    as_list,
+    plot_histograms,
+    plot_lines,
+    replicate_claim,
+    single_set_grid,
+)
 
 __all__ = [
     "DimensionSweepConfig",
     "DimensionSweepResult",
     "run",
     "headlines",
+    "claims",
     "intrinsic_dimension_grid",
     "plot_skewness",
     "plot_nk_histograms",
@@ -353,3 +360,25 @@ def plot_intrinsic(result: DimensionSweepResult) -> Any:
         panel=None,
         ylabel=f"skewness of $N_{{{result.k}}}$",
     )
+
+
+def claims(result: DimensionSweepResult) -> list[Any]:
+    """Claim R1 for the claims ledger (``th-r1``), with its 95 % interval over replicates.
+
+    The skewness of :math:`N_k` at the largest minus the smallest dimension, per law
+    and :math:`k` (Euclidean distance), decided on the least favourable law
+    (the theory drivers' ``replicate_claim``).
+    """
+    f = result.frame
+    sub = f[(f.statistic == "skewness") & (f.metric == "euclidean")]
+    if sub.empty:
+        return []
+    lo, hi = int(sub.d.min()), int(sub.d.max())
+    return [
+        replicate_claim(
+            sub[sub.d.isin([lo, hi])], ["law", "k"], null=0.0, claim="greater",
+            text=f"R1: the skewness of N_k grows with the dimension for i.i.d. data "
+                 f"(Euclidean; d = {lo} to {hi}, every law)",
+            key="th-r1", evidence="fig-theory-skew-vs-dim", paired_on=("d", lo, hi),
+        )
+    ]  # fmt: skip

@@ -49,6 +49,7 @@ __all__ = [
     "toy_retrieval_example",
     "skewness_variants_example",
     "hubness_by_dimension",
+    "by_dimension_table",
 ]
 
 
@@ -382,3 +383,20 @@ def plot_nk_histograms(result: PrimerResult) -> Any:
     return plot_histograms(
         {f"d = {d}": result.n_k[d] for d in (min(cfg.dims), cfg.dim)}, k=cfg.k
     )
+
+
+def by_dimension_table(result: Any) -> pd.DataFrame:
+    """Notebook 10's table of :func:`hubness_by_dimension`: a statistic per row, a dimension per column.
+
+    Transposed so that the page holds it: the statistics' human names
+    (:func:`hubrepro.reporting.column_label`) as rows, one column ``d = ...`` per
+    dimension; the constant ``k`` is left out (the caption states it).
+    """
+    from hubrepro.reporting import column_label
+
+    t = result.by_dimension
+    t = t.drop(columns=[c for c in ("k",) if c in t.columns])
+    out = t.rename(columns=column_label).T
+    out.columns = [f"d = {d}" for d in out.columns]
+    out.index.name = "statistic"
+    return out

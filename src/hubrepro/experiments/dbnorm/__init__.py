@@ -12,6 +12,8 @@ One module per concern, one per notebook:
 - :mod:`~hubrepro.experiments.dbnorm.main` -- notebook 40, the main table;
 - :mod:`~hubrepro.experiments.dbnorm.comparison` -- notebook 41, published numbers
   beside ours (the published-number tables are :mod:`hubrepro.published`);
+- :mod:`~hubrepro.experiments.dbnorm.claims` -- notebook 41, DBNorm's claims decided
+  with 95 % intervals on every dataset (the ``db-`` lines of the claims ledger);
 - :mod:`~hubrepro.experiments.dbnorm.ablations` -- notebook 42;
 - :mod:`~hubrepro.experiments.dbnorm.pictures` -- notebook 43;
 - :mod:`~hubrepro.experiments.dbnorm.released` -- notebook 44, the released code's
@@ -36,6 +38,7 @@ from .ablations import (
     shift_datasets,
     shift_headlines,
 )
+from .claims import DecidedClaims, claims_long, decide_claims
 from .config import (
     DIRECTIONS,
     FALLBACK,
@@ -49,12 +52,19 @@ from .config import (
 from .main import (
     MainResult,
     delta_frame,
+    delta_intervals,
     headlines,
+    hubness_pivot,
     hubness_table,
+    interval_headlines,
+    leaders,
     main_table,
+    metrics_table,
+    recall_table,
     run,
     run_main,
     run_many,
+    skew_interval,
 )
 from .matrices import (
     Matrices,
@@ -111,6 +121,13 @@ __all__ = [
     "delta_frame",
     "hubness_table",
     "headlines",
+    "recall_table",
+    "metrics_table",
+    "hubness_pivot",
+    "delta_intervals",
+    "skew_interval",
+    "leaders",
+    "interval_headlines",
     "ablate_bank_size",
     "ablate_bank_choice",
     "ablate_aggregation",
@@ -123,6 +140,9 @@ __all__ = [
     "hub_changes",
     "retrieval_examples",
     "faithful_vs_principled",
+    "DecidedClaims",
+    "decide_claims",
+    "claims_long",
     "plot_delta",
     "plot_beta_heatmap",
     "plot_bank_size",

@@ -122,8 +122,14 @@ class DBNormConfig:
     demo_beta_query, demo_beta_gallery : float
         Notebook 44: the betas (cosine scale) of the released code's defect
         demonstrations.
+    n_boot : int
+        Bootstrap resamples of every 95 % interval (paired over the ranked test items).
+    equivalence : float
+        Notebook 41: the margin, in points of R@1, within which a claim that two
+        methods "match" counts as supported (their difference's interval must lie
+        inside it).
     seed : int
-        The notebook's one seed (splits, subsamples).
+        The notebook's one seed (splits, subsamples, bootstrap resamples).
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     artifact_dir : str
@@ -167,6 +173,8 @@ class DBNormConfig:
     n_examples: int = 3
     demo_beta_query: float = 20.0
     demo_beta_gallery: float = 5.0
+    n_boot: int = 2000
+    equivalence: float = 1.0
     seed: int = 0
     device: str = "cpu"
     artifact_dir: str = "_build/artifacts/dbnorm"
@@ -212,6 +220,8 @@ class DBNormConfig:
         check_int(self.n_val, "n_val", func, low=1)
         check_int(self.hubness_k, "hubness_k", func, low=1)
         check_int(self.seed, "seed", func, low=0, high=2**63 - 1)
+        check_int(self.n_boot, "n_boot", func, low=10)
+        check_positive(self.equivalence, "equivalence", func)
 
 
 def method_spec(

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hubrepro._validation import fail
@@ -39,6 +40,13 @@ __all__ = [
     "main_table",
     "delta_frame",
     "hubness_table",
+    "recall_table",
+    "metrics_table",
+    "hubness_pivot",
+    "delta_intervals",
+    "skew_interval",
+    "leaders",
+    "interval_headlines",
     "headlines",
 ]
 
@@ -57,11 +65,17 @@ class MainResult:
     data : DataFrame or None
         Sizes of each dataset (:func:`~hubrepro.experiments.dbnorm.matrices.describe_data`),
         filled by :func:`run`.
+    items : dict
+        ``(dataset, direction, method) -> {"ranks", "topk"}``: per ranked test item,
+        the 0-based rank of its right answer and its top-``hubness_k`` indices
+        (:func:`~hubrepro.experiments.dbnorm.protocol.evaluate_method`), from which
+        the intervals of the book are bootstrapped (:func:`delta_intervals`).
     """
 
     table: pd.DataFrame
     tuning: pd.DataFrame
     data: pd.DataFrame | None = None
+    items: dict = field(default_factory=dict)
 
 
 def run_main(data: Any, cfg: DBNormConfig, *, name: str = "data",
@@ -87,7 +101,7 @@ def run_main(data: Any, cfg: DBNormConfig, *, name: str = "data",
     :ref:`sec-dbnorm`, main table (notebook 40).
     """
     mats = dict(prepared) if prepared is not None else prepare(data, cfg)
-    rows, grids = [], []
+    rows, grids, items = [], [], {}
     for direction in cfg.directions:
         test = mats.get(("test", direction))
         if test is None:
@@ -99,14 +113,16 @@ def run_main(data: Any, cfg: DBNormConfig, *, name: str = "data",
             best, grid = tune_method(key, val, cfg)
             if len(grid) and key != "dualdis-faithful":
                 grids.append(grid.assign(dataset=name, direction=direction))
-            met = evaluate_method(key, test, cfg, best)
+            per_item: dict = {}
+            met = evaluate_method(key, test, cfg, best, items=per_item)
+            items[(name, direction, key)] = per_item
             rows.append({
                 "dataset": name, "direction": direction, "method": key, "label": method_label(key),
                 **met, "hyper": format_hyper(best), "tuned": val is not None and bool(free_hyper(key, cfg)),
                 **{f"param_{k}": v for k, v in best.items()},
             })  # fmt: skip
     tuning = pd.concat(grids, ignore_index=True) if grids else pd.DataFrame()
-    return MainResult(pd.DataFrame(rows), tuning)
+    return MainResult(pd.DataFrame(rows), tuning, items=items)
 
 
 def run_many(datasets: Mapping[str, Any], cfg: DBNormConfig) -> MainResult:
@@ -115,7 +131,8 @@ def run_many(datasets: Mapping[str, Any], cfg: DBNormConfig) -> MainResult:
     table = pd.concat([r.table for r in results], ignore_index=True)
     tuning = pd.concat([r.tuning for r in results if len(r.tuning)], ignore_index=True) if any(
         len(r.tuning) for r in results) else pd.DataFrame()  # fmt: skip
-    return MainResult(table, tuning)
+    items = {k: v for r in results for k, v in r.items.items()}
+    return MainResult(table, tuning, items=items)
 
 
 def run(cfg: DBNormConfig) -> MainResult:
@@ -158,6 +175,270 @@ def hubness_table(table: pd.DataFrame) -> pd.DataFrame:
     if "anti-hubs (%)" in out.columns:
         out["anti-hubs (%)"] = 100 * out["anti-hubs (%)"]
     return out.round(2)
+
+
+def _ordered(table: pd.DataFrame, column: str) -> list[Any]:
+    return list(dict.fromkeys(table[column]))
+
+
+def recall_table(
+    table: pd.DataFrame, metric: str = "R@1", *, direction: str | None = None
+) -> pd.DataFrame:
+    """``metric`` of every method (rows, in the order run) per dataset and direction (columns).
+
+    The book's main table: one row per method key (index ``method``), a two-level
+    column index (dataset, direction); with ``direction`` only that direction's
+    rows, one column per dataset.
+    """
+    if direction is not None:
+        out = recall_table(table[table.direction == direction], metric)
+        return out.droplevel("direction", axis=1)
+    piv = table.pivot_table(
+        index="method", columns=["dataset", "direction"], values=metric, sort=False
+    )
+    cols = [
+        (d, r)
+        for d in _ordered(table, "dataset")
+        for r in _ordered(table, "direction")
+        if (d, r) in piv.columns
+    ]
+    return piv.reindex(index=_ordered(table, "method"), columns=pd.MultiIndex.from_tuples(
+        cols, names=["dataset", "direction"]))  # fmt: skip
+
+
+def metrics_table(
+    table: pd.DataFrame,
+    direction: str,
+    metrics: Sequence[str] = ("R@1", "R@5", "R@10", "MdR", "MnR", RECALL_SUM),
+) -> pd.DataFrame:
+    """Every metric of one direction: rows (dataset, method), metrics, skewness, chosen values."""
+    t = table[table.direction == direction]
+    cols = [*metrics, *(c for c in ("hub_skewness",) if c in t.columns), "hyper"]
+    return t.set_index(["dataset", "method"])[cols]
+
+
+def hubness_pivot(table: pd.DataFrame, stat: str = "hub_skewness") -> pd.DataFrame:
+    """One hubness statistic: rows (direction, method), one column per dataset.
+
+    Directions are the outer row level so that the table stays as narrow as the
+    number of datasets.
+    """
+    piv = table.pivot_table(
+        index=["direction", "method"], columns="dataset", values=stat, sort=False
+    )
+    rows = [
+        (d, m)
+        for d in _ordered(table, "direction")
+        for m in _ordered(table, "method")
+        if (d, m) in piv.index
+    ]
+    cols = [d for d in _ordered(table, "dataset") if d in piv.columns]
+    return piv.reindex(index=pd.MultiIndex.from_tuples(rows, names=["direction", "method"]),
+                       columns=pd.Index(cols, name="dataset"))  # fmt: skip
+
+
+def _hits(result: MainResult, key: tuple[str, str, str], metric: str) -> np.ndarray:
+    from hubrepro.inference import recall_hits
+
+    if not metric.startswith("R@"):
+        fail("delta_intervals", "metric", "a recall (R@1, R@5, R@10)", repr(metric))
+    items = result.items.get(key)
+    if items is None:
+        fail("delta_intervals", "result", f"per-item ranks of {key}",
+             "none (run the main table with run_main)")  # fmt: skip
+    return recall_hits(items["ranks"], int(metric[2:]))
+
+
+def delta_intervals(
+    result: MainResult,
+    metric: str = "R@1",
+    *,
+    reference: str = "none",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every method's ``metric`` minus the ``reference`` method's, with a 95 % interval.
+
+    The interval is :func:`hubrepro.inference.paired_bootstrap` over the ranked test
+    items of each dataset and direction (both methods rank the same items). Returns
+    one row per (dataset, direction, method) other than ``reference``: ``delta``,
+    ``low``, ``high`` and ``interval`` (an :class:`~hubrepro.inference.Interval`).
+    """
+    from hubrepro.inference import paired_bootstrap
+
+    rows = []
+    t = result.table
+    for (ds, direction), g in t.groupby(["dataset", "direction"], sort=False):
+        if reference not in set(g.method):
+            continue
+        ref = _hits(result, (ds, direction, reference), metric)
+        for key in g.method:
+            if key == reference:
+                continue
+            iv = paired_bootstrap(
+                ref,
+                _hits(result, (ds, direction, key), metric),
+                n_boot=n_boot,
+                seed=seed,
+            )
+            rows.append({"dataset": ds, "direction": direction, "method": key,
+                         "delta": iv.estimate, "low": iv.low, "high": iv.high, "interval": iv})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def leaders(
+    result: MainResult, metric: str = "R@1", *, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """The best post-hoc method of each dataset and direction, and its lead over the runner-up.
+
+    Post-hoc methods are all but the baseline ``none``. Columns: ``dataset``,
+    ``direction``, ``best`` and ``runner_up`` (method keys), their ``metric`` values,
+    and ``lead`` (an :class:`~hubrepro.inference.Interval`, best − runner-up, paired
+    bootstrap over the ranked items).
+    """
+    from hubrepro.inference import paired_bootstrap
+
+    rows = []
+    for (ds, direction), g in result.table.groupby(
+        ["dataset", "direction"], sort=False
+    ):
+        g = g[g.method != "none"].sort_values(metric, ascending=False, kind="stable")
+        if len(g) < 2:
+            continue
+        best, second = g.iloc[0], g.iloc[1]
+        lead = paired_bootstrap(
+            _hits(result, (ds, direction, second.method), metric),
+            _hits(result, (ds, direction, best.method), metric),
+            n_boot=n_boot,
+            seed=seed,
+        )
+        rows.append({"dataset": ds, "direction": direction, "best": best.method,
+                     f"best {metric}": float(best[metric]), "runner_up": second.method,
+                     f"runner-up {metric}": float(second[metric]), "lead": lead})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _skewness_of(n_cols: int) -> Any:
+    from hubrepro.hubness import skewness
+
+    def stat(topk: np.ndarray) -> float:
+        return skewness(np.bincount(topk.ravel(), minlength=n_cols).astype(np.float64))
+
+    return stat
+
+
+def skew_interval(
+    result: MainResult,
+    dataset: str,
+    direction: str,
+    method: str,
+    *,
+    reference: str = "none",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Any:
+    """Skewness of :math:`N_k` under ``method`` minus under ``reference``, with its interval.
+
+    :func:`hubrepro.inference.paired_bootstrap_statistic` over the ranked test items:
+    each resample of items recounts :math:`N_k` from their top-k lists under both
+    methods. Returns an :class:`~hubrepro.inference.Interval`.
+    """
+    from hubrepro.inference import paired_bootstrap_statistic
+
+    a = result.items[(dataset, direction, reference)]
+    b = result.items[(dataset, direction, method)]
+    return paired_bootstrap_statistic(
+        a["topk"], b["topk"], _skewness_of(a["n_cols"]), n_boot=n_boot, seed=seed
+    )
+
+
+def interval_headlines(
+    result: MainResult,
+    cfg: Any,
+    *,
+    direction: str = "query_to_gallery",
+    lead: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The differences the chapter states, each with its 95 % interval (glue-key suffixes).
+
+    From the first dataset in ``direction``: ``txt-delta-<method>`` (R@1 over the
+    baseline, e.g. ``"+2.6 [1.8, 3.4]"``), ``txt-skew-delta-<method>`` (skewness of
+    :math:`N_k` over the baseline's), ``txt-dualis-vs-is`` and its verdict
+    ``txt-dualis-vs-is-verdict`` (DualIS − IS, claim "greater"), ``txt-lead`` (the
+    best post-hoc method's R@1 over the runner-up's) and ``txt-beta-gallery-dualis-where``
+    (where DualIS's chosen :math:`\beta_g` sits in ``cfg.beta_gallery_grid``). Over
+    every dataset and direction: ``txt-best-everywhere`` (one sentence) and
+    ``val-n-settings``.
+    """
+    from hubrepro.inference import paired_bootstrap, verdict
+
+    t = result.table
+    first = t["dataset"].iloc[0]
+    here = t[(t.dataset == first) & (t.direction == direction)].set_index("method")
+    out: dict[str, Any] = {}
+    if lead is None:
+        lead = leaders(result, n_boot=cfg.n_boot, seed=cfg.seed)
+    out["txt-best-everywhere"] = _best_everywhere(lead)
+    out["val-n-settings"] = len(lead)
+    mine = lead[(lead.dataset == first) & (lead.direction == direction)]
+    if len(mine):
+        out["txt-lead"] = mine["lead"].iloc[0].format(1)
+    if "none" in here.index:
+        base = _hits(result, (first, direction, "none"), "R@1")
+        for key in here.index.drop("none"):
+            iv = paired_bootstrap(base, _hits(result, (first, direction, key), "R@1"),
+                                  n_boot=cfg.n_boot, seed=cfg.seed)  # fmt: skip
+            out[f"txt-delta-{key}"] = iv.format(1)
+            sk = skew_interval(
+                result, first, direction, key, n_boot=cfg.n_boot, seed=cfg.seed
+            )
+            out[f"txt-skew-delta-{key}"] = sk.format(2)
+    if {"is", "dualis"} <= set(here.index):
+        iv = paired_bootstrap(
+            _hits(result, (first, direction, "is"), "R@1"),
+            _hits(result, (first, direction, "dualis"), "R@1"),
+            n_boot=cfg.n_boot,
+            seed=cfg.seed,
+        )
+        out["txt-dualis-vs-is"] = iv.format(1)
+        out["txt-dualis-vs-is-verdict"] = verdict(iv)
+    if "dualis" in here.index and "param_beta_gallery" in here.columns:
+        bg, grid = (
+            float(here.loc["dualis", "param_beta_gallery"]),
+            cfg.beta_gallery_grid,
+        )
+        out["txt-beta-gallery-dualis-where"] = (
+            "the smallest value of the grid" if bg <= min(grid)
+            else "the largest value of the grid" if bg >= max(grid)
+            else "inside the grid"
+        )  # fmt: skip
+    return out
+
+
+def _best_everywhere(lead: pd.DataFrame) -> str:
+    """One sentence: which post-hoc method is best, in how many settings."""
+    if lead.empty:
+        return "no post-hoc method was run"
+    counts = lead["best"].value_counts()
+    top = str(counts.index[0])
+    n, total = int(counts.iloc[0]), len(lead)
+    if n == total:
+        return (
+            f"{method_label(top)} is the best post-hoc method in all {total} settings"
+        )
+    others = lead[lead.best != top]
+    where = "; ".join(f"{method_label(r.best)} on {r.dataset}, {_DIRECTION_WORDS.get(r.direction, r.direction)}"
+                      for r in others.itertuples())  # fmt: skip
+    return (
+        f"{method_label(top)} is the best post-hoc method in {n} of {total} settings "
+        f"(elsewhere: {where})"
+    )
+
+
+_DIRECTION_WORDS = {
+    "query_to_gallery": "query→gallery",
+    "gallery_to_query": "gallery→query",
+}
 
 
 def headlines(

@@ -27,25 +27,70 @@ __all__ = [
 
 
 def plot_delta(
-    table: pd.DataFrame, metric: str = "R@1", *, direction: str = "query_to_gallery"
+    table: pd.DataFrame,
+    metric: str = "R@1",
+    *,
+    direction: str = "query_to_gallery",
+    intervals: pd.DataFrame | None = None,
 ) -> Any:
-    """Bar chart of the change in ``metric`` over the baseline, one group per dataset."""
+    """Bar chart of the change in ``metric`` over the baseline, one bar per dataset.
+
+    With ``intervals`` (:func:`~hubrepro.experiments.dbnorm.main.delta_intervals`)
+    each bar carries its 95 % interval as an error bar. The legend sits below the
+    axes, where it covers no bar.
+    """
     import matplotlib.pyplot as plt
 
     d = delta_frame(table, metric)
     d = d[d.direction == direction]
     piv = d.pivot_table(index="label", columns="dataset", values="delta", sort=False)
-    fig, ax = plt.subplots(
-        figsize=(7.0, 0.35 * len(piv) * max(1, len(piv.columns)) ** 0.5 + 1.5)
-    )
-    piv.plot.barh(ax=ax, width=0.8)
+    n_ds = max(1, len(piv.columns))
+    fig, ax = plt.subplots(figsize=(7.0, 0.32 * len(piv) * n_ds**0.5 + 2.0))
+    xerr = None
+    if intervals is not None and len(intervals):
+        iv = intervals[intervals.direction == direction].copy()
+        iv["label"] = iv["method"].map(method_label)
+        lo = iv.pivot_table(index="label", columns="dataset", values="low", sort=False)
+        hi = iv.pivot_table(index="label", columns="dataset", values="high", sort=False)
+        lo, hi = lo.reindex_like(piv), hi.reindex_like(piv)
+        # matplotlib wants, per series (dataset), a (2, n) array of distances
+        xerr = {
+            ds: np.vstack(
+                [(piv[ds] - lo[ds]).to_numpy(), (hi[ds] - piv[ds]).to_numpy()]
+            )
+            for ds in piv.columns
+        }
+    height = 0.8 / n_ds
+    ys = np.arange(len(piv))
+    for j, ds in enumerate(piv.columns):
+        ax.barh(
+            ys - 0.4 + height * (j + 0.5),
+            piv[ds].to_numpy(),
+            height=height,
+            label=str(ds),
+            xerr=None if xerr is None else xerr[ds],
+            error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.25"},
+        )
+    ax.set_yticks(ys, list(piv.index))
     ax.axvline(0, color="black", lw=0.8)
     ax.invert_yaxis()
+    words = {
+        "query_to_gallery": "query → gallery",
+        "gallery_to_query": "gallery → query",
+    }
     ax.set_xlabel(
-        f"{metric} − baseline {metric} (points), {direction.replace('_', ' ')}"
+        f"change in {metric} over the unnormalised baseline (percentage points), "
+        f"{words.get(direction, direction)}"
     )
     ax.set_ylabel("")
-    ax.legend(title="dataset", loc="best", fontsize=8)
+    ax.legend(
+        title="dataset",
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        ncol=min(n_ds, 4),
+        frameon=False,
+    )
     fig.tight_layout()
     return fig
 
@@ -73,7 +118,7 @@ def plot_beta_heatmap(
                 ha="center",
                 va="center",
                 fontsize=8,
-                color="white",
+                color="black" if im.norm(vals[i, j]) > 0.5 else "white",
             )
     i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, color="red"))

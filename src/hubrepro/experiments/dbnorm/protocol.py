@@ -42,6 +42,7 @@ from .matrices import Matrices, is_paired
 __all__ = [
     "estimator",
     "normalise",
+    "item_ranks",
     "evaluate_method",
     "tune_method",
     "missing_banks",
@@ -90,14 +91,26 @@ def normalise(
     return estimator(key, m, cfg, hyper).transform(m.sims)
 
 
-def metrics(scores: torch.Tensor, m: Matrices, cfg: DBNormConfig) -> dict[str, float]:
-    """R@1/5/10, MdR, MnR and R@1+5+10 (:data:`~hubrepro.experiments.dbnorm.config.RECALL_SUM`), direction of ``m``."""
-    from hubrepro.retrieval import gallery_ranks, metrics_from_ranks, query_ranks
+def item_ranks(scores: torch.Tensor, m: Matrices, cfg: DBNormConfig) -> torch.Tensor:
+    """0-based rank of the right answer of every ranked item (the queries of ``m.direction``)."""
+    from hubrepro.retrieval import gallery_ranks, query_ranks
 
     if m.direction == "query_to_gallery":
-        ranks = query_ranks(scores, m.query_to_gallery, ties=cfg.ties)
-    else:
-        ranks = gallery_ranks(scores.T, m.query_to_gallery, ties=cfg.ties)
+        return query_ranks(scores, m.query_to_gallery, ties=cfg.ties)
+    return gallery_ranks(scores.T, m.query_to_gallery, ties=cfg.ties)
+
+
+def metrics(
+    scores: torch.Tensor,
+    m: Matrices,
+    cfg: DBNormConfig,
+    ranks: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """R@1/5/10, MdR, MnR and R@1+5+10 (:data:`~hubrepro.experiments.dbnorm.config.RECALL_SUM`), direction of ``m``."""
+    from hubrepro.retrieval import metrics_from_ranks
+
+    if ranks is None:
+        ranks = item_ranks(scores, m, cfg)
     met = {k: float(v) for k, v in metrics_from_ranks(ranks).items()}
     met[RECALL_SUM] = met["R@1"] + met["R@5"] + met["R@10"]
     return met
@@ -112,17 +125,27 @@ def _hubness(scores: torch.Tensor, cfg: DBNormConfig) -> dict[str, float]:
 
 
 def evaluate_method(key: str, m: Matrices, cfg: DBNormConfig, hyper: Mapping[str, Any] | None = None,
-                    *, hubness: bool = True) -> dict[str, float]:  # fmt: skip
+                    *, hubness: bool = True, items: dict | None = None) -> dict[str, float]:  # fmt: skip
     """R@1/5/10, MdR, MnR, R@1+5+10 (this direction) and, if asked, hubness of the scores.
 
     The hubness keys are ``hub_<key>`` of :func:`hubrepro.hubness.hubness_report`
     (standard skewness over all items, zeros included; ``hub_skewness_nonzero`` is
-    the released code's variant).
+    the released code's variant). When ``items`` is a dict it receives the per-item
+    results the intervals of the book are bootstrapped from: ``"ranks"`` (0-based
+    rank of each ranked item's right answer) and ``"topk"`` (each ranked item's top
+    ``hubness_k`` indices, whose counts are :math:`N_k`), as NumPy arrays, and
+    ``"n_cols"`` (the number of retrievable items).
     """
     scores = normalise(key, m, cfg, hyper)
-    out = metrics(scores, m, cfg)
+    ranks = item_ranks(scores, m, cfg)
+    out = metrics(scores, m, cfg, ranks)
     if hubness:
         out.update(_hubness(scores, cfg))
+    if items is not None:
+        k = min(cfg.hubness_k, scores.shape[1])
+        items["ranks"] = ranks.detach().cpu().double().numpy()
+        items["topk"] = torch.topk(scores, k, dim=1).indices.cpu().numpy()
+        items["n_cols"] = int(scores.shape[1])
     return out
 
 
