@@ -962,9 +962,6 @@ def test_api_reference_documents_every_public_module():
 _FIGURE = re.compile(
     r"^(`{3,}|:{3,})\{glue:(figure|table)\}\s+(\S+)\n(.*?)^\1\s*$", flags=re.M | re.S
 )
-# chapters whose tables are still pasted as figures; their owner (the NeighborRetr
-# rework) converts them to {glue:table}, then they leave this list
-_TABLES_AS_FIGURES_PENDING = {"06_neighborretr.md", "07_posthoc_vs_training.md"}
 
 
 def test_pasted_figures_have_a_name_a_caption_and_alt_text():
@@ -990,11 +987,10 @@ def test_pasted_figures_have_a_name_a_caption_and_alt_text():
                 problems.append(f"{page.name}: {key} has no :alt: text")
             # a table is numbered as a table ("Table 5.1"), a figure as a figure
             if "-tbl-" in key and kind == "figure":
-                if page.name not in _TABLES_AS_FIGURES_PENDING:
-                    problems.append(
-                        f"{page.name}: the table {key} is pasted with {{glue:figure}}; "
-                        "use {glue:table}, which numbers it as a table"
-                    )
+                problems.append(
+                    f"{page.name}: the table {key} is pasted with {{glue:figure}}; "
+                    "use {glue:table}, which numbers it as a table"
+                )
             if "-fig-" in key and kind == "table":
                 problems.append(f"{page.name}: the figure {key} is pasted as a table")
         # a figure pasted with the bare {glue} / {glue:any} directive has no caption or alt

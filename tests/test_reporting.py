@@ -36,6 +36,32 @@ def test_save_artifact_dispatches_on_type(tmp_path):
     assert reporting.format_table(df, 2).display.iloc[0, 0] == "1.23"
 
 
+def test_save_artifact_round_trips_and_a_kill_keeps_the_previous_file(tmp_path):
+    import matplotlib.pyplot as plt
+    import pytest
+    from _kill import kill_during_write
+
+    df = pd.DataFrame({"a": [1.5, 2.5]}, index=["x", "y"])
+    p = reporting.save_artifact(df, tmp_path, "nb10-tbl-x")
+    assert pd.read_csv(p, index_col=0).equals(df)
+    fig, ax = plt.subplots()
+    png = reporting.save_artifact(fig, tmp_path, "nb10-fig-x")
+    plt.close(fig)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = p.read_bytes()
+    for stage in ("write", "rename"):
+        kill_during_write(
+            "import pandas as pd\nfrom hubrepro import reporting\n"
+            f"reporting.save_artifact(pd.DataFrame({{'a': range(9)}}), {str(tmp_path)!r}, 'nb10-tbl-x')\n",
+            stage,
+            tmp_path,
+        )
+        assert p.read_bytes() == before
+    with pytest.raises(FileExistsError):  # a folder in the way is never replaced
+        (tmp_path / "nb10-val-y.json").mkdir()
+        reporting.save_artifact({"x": 1}, tmp_path, "nb10-val-y")
+
+
 def _cfg_class():
     from dataclasses import dataclass
 

@@ -95,9 +95,19 @@ class Interval:
         --------
         >>> Interval(1.234, 0.5, 2.0, 0.95, 10, "paired t over seeds").format(1)
         '+1.2 [0.5, 2.0]'
+
+        A value that rounds to zero prints without a sign ("-0.0" reads like a defect):
+
+        >>> Interval(-0.01, -0.04, 0.02, 0.95, 10, "paired t over seeds").format(1)
+        '+0.0 [0.0, 0.0]'
         """
         d = int(decimals)
-        return f"{self.estimate:+.{d}f} [{self.low:.{d}f}, {self.high:.{d}f}]"
+
+        def num(x: float, sign: str = "") -> str:
+            r = round(float(x), d)
+            return f"{r + 0.0 if r else 0.0:{sign}.{d}f}"
+
+        return f"{num(self.estimate, '+')} [{num(self.low)}, {num(self.high)}]"
 
 
 @dataclass(frozen=True)

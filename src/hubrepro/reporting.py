@@ -143,32 +143,38 @@ def provenance_line(prov: Mapping[str, Any]) -> str:
     )
 
 
+def _replace_text(path: Path, text: str) -> Path:
+    from hubrepro.io import atomic_write
+
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), overwrite=True)
+
+
 def write_provenance(artifact_dir: str | Path, prov: Mapping[str, Any]) -> Path:
-    """Write ``provenance.json`` into ``artifact_dir`` (created if needed)."""
-    d = Path(artifact_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    p = d / "provenance.json"
-    p.write_text(json.dumps(prov, indent=1, sort_keys=True, default=str) + "\n")
-    return p
+    """Write ``provenance.json`` into ``artifact_dir`` (created if needed), atomically."""
+    text = json.dumps(prov, indent=1, sort_keys=True, default=str) + "\n"
+    return _replace_text(Path(artifact_dir) / "provenance.json", text)
 
 
 def save_artifact(obj: Any, artifact_dir: str | Path, key: str) -> Path:
     """Save a DataFrame (CSV) or matplotlib Figure (PNG) under ``artifact_dir/key``.
 
-    Artifacts are build outputs: an existing file of the same key is replaced.
+    Artifacts are build outputs: an existing file of the same key is replaced, atomically
+    (:func:`hubrepro.io.atomic_write`), so an interrupted notebook never leaves half a file.
     """
+    import io
+
     d = Path(artifact_dir)
-    d.mkdir(parents=True, exist_ok=True)
     if hasattr(obj, "to_csv"):
-        p = d / f"{key}.csv"
-        obj.to_csv(p)
-    elif hasattr(obj, "savefig"):
-        p = d / f"{key}.png"
-        obj.savefig(p)
-    else:
-        p = d / f"{key}.json"
-        p.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    return p
+        buf = io.StringIO()
+        obj.to_csv(buf)
+        return _replace_text(d / f"{key}.csv", buf.getvalue())
+    if hasattr(obj, "savefig"):
+        from hubrepro.io import atomic_write
+
+        return atomic_write(
+            d / f"{key}.png", lambda fh: obj.savefig(fh, format="png"), overwrite=True
+        )
+    return _replace_text(d / f"{key}.json", json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def notebook_config(cls: type, namespace: Mapping[str, Any]) -> Any:
