@@ -39,6 +39,7 @@ def test_save_artifact_dispatches_on_type(tmp_path):
 def test_save_artifact_round_trips_and_a_kill_keeps_the_previous_file(tmp_path):
     import matplotlib.pyplot as plt
     import pytest
+
     from _kill import kill_during_write
 
     df = pd.DataFrame({"a": [1.5, 2.5]}, index=["x", "y"])

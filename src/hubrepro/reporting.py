@@ -174,7 +174,9 @@ def save_artifact(obj: Any, artifact_dir: str | Path, key: str) -> Path:
         return atomic_write(
             d / f"{key}.png", lambda fh: obj.savefig(fh, format="png"), overwrite=True
         )
-    return _replace_text(d / f"{key}.json", json.dumps(obj, indent=1, default=str) + "\n")
+    return _replace_text(
+        d / f"{key}.json", json.dumps(obj, indent=1, default=str) + "\n"
+    )
 
 
 def notebook_config(cls: type, namespace: Mapping[str, Any]) -> Any:
