@@ -300,7 +300,8 @@ def run(cfg: StudyConfig) -> StudyResult:
 def headlines(result: StudyResult) -> dict[str, float | int | str]:
     """The numbers the book quotes, keyed by glue-key suffix (``val-...``, ``txt-...``).
 
-    Always: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``, ``val-epochs``),
+    Always: the sizes (``val-n-train``, ``val-n-test``, ``val-seeds``,
+    ``val-n-conditions``, ``val-epochs``),
     the margins of the verdicts (``val-margin-r1``, ``val-margin-skew``, ``val-margin-rate``)
     and per trained condition the mean over seeds of each metric of :data:`~hubrepro.experiments.neighborretr.stats.METRICS`
     (``val-<metric>-<condition>``, e.g. ``val-r1_t2i-infonce``); the spread of mean
@@ -317,6 +318,7 @@ def headlines(result: StudyResult) -> dict[str, float | int | str]:
         "val-n-train": int(result.world.train.n_images),
         "val-n-test": int(result.world.test.n_images),
         "val-seeds": int(cfg.n_seeds),
+        "val-n-conditions": len(result.conditions),
         "val-epochs": int(cfg.epochs),
         "val-margin-r1": float(cfg.margin_r1),
         "val-margin-skew": float(cfg.margin_skew),
