@@ -43,7 +43,7 @@ class RetrievalCurve:
         Keys of :func:`~hubrepro.training.evaluate` to record (``None``: all).
     k : int, default 10
         :math:`k` of the hubness and hub-quality statistics.
-    prefix : str, default "curve_"
+    prefix : str, default ``"curve_"``
         Prefix of the history columns.
     batch_size : int, default 4096
         Rows per forward pass.
