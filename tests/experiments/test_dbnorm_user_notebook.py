@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,10 +69,14 @@ def _run(stem: str, root: Path, data_dir: Path, *extra: str) -> dict:
     for cell in nb["cells"]:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
-                glued[name] = out["data"].get(
-                    "application/papermill.record/text/plain", ""
-                )
+            if not name:
+                continue
+            # a glue with display=True is shown as itself (mime_prefix "")
+            prefix = out["metadata"]["scrapbook"].get(
+                "mime_prefix", "application/papermill.record/"
+            )
+            text = out["data"].get(prefix + "text/plain", "")
+            glued[name] = "".join(text) if isinstance(text, list) else text
     return glued
 
 
@@ -90,8 +95,11 @@ def test_main_table_from_a_user_folder(tmp_path, matrices):
     assert glued["nb40-txt-dataset"].strip("'\"") == "user"
     table = glued["nb40-tbl-main"]
     assert "DualIS" in table
-    # embeddings give both directions; similarity matrices only text -> gallery
-    assert ("gallery_to_query" in table) is (not matrices)
+    # embeddings give both directions (one table each); similarity matrices only
+    # text -> gallery
+    assert ("nb40-tbl-main-g2q" in glued) is (not matrices)
+    if not matrices:
+        assert "DualIS" in glued["nb40-tbl-main-g2q"]
 
 
 @pytest.mark.notebook
@@ -107,5 +115,8 @@ def test_published_comparison_fills_the_named_setting(tmp_path):
         "MSR-VTT CLIP4Clip",
     )
     table = glued["nb41-tbl-dbnorm"]
-    # 33 published DBNorm R@1 numbers, 5 of them for MSR-VTT CLIP4Clip: those are filled
-    assert table.count("needs your data") == 33 - 5
+    # the named setting, and only it, gets a row of reproduced R@1 beside its published one
+    rows = [r for r in table.splitlines() if ", reproduced" in r]
+    assert len(rows) == 1 and rows[0].startswith("MSR-VTT CLIP4Clip, reproduced")
+    numbers = re.findall(r"\d+\.\d\d", rows[0])
+    assert len(numbers) == 5  # baseline, IS, DIS, DualIS, DualDIS

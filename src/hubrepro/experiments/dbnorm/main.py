@@ -359,7 +359,7 @@ def interval_headlines(
     direction: str = "query_to_gallery",
     lead: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """The differences the chapter states, each with its 95 % interval (glue-key suffixes).
+    r"""The differences the chapter states, each with its 95 % interval (glue-key suffixes).
 
     From the first dataset in ``direction``: ``txt-delta-<method>`` (R@1 over the
     baseline, e.g. ``"+2.6 [1.8, 3.4]"``), ``txt-skew-delta-<method>`` (skewness of
