@@ -37,7 +37,6 @@ from hubrepro import _validation as V
 from hubrepro import inference
 
 from .claims import (
-    EVIDENCE,
     NR_CLAIMS,
     QBNORM,
     ClaimSpec,
@@ -83,7 +82,6 @@ __all__ = [
     "CONDITIONS",
     "CONDITION_LABELS",
     "CURVE_KEYS",
-    "EVIDENCE",
     "GEOMETRY_COLUMNS",
     "METRICS",
     "NR_CLAIMS",

@@ -29,7 +29,6 @@ __all__ = [
     "QBNORM",
     "ClaimSpec",
     "NR_CLAIMS",
-    "EVIDENCE",
     "claim_specs",
     "decide_claims",
     "d1_claim",
@@ -39,18 +38,6 @@ __all__ = [
 #: The pseudo-condition of the InfoNCE (scale 100) models re-scored by QB-Norm
 #: (DIS with a query bank of training captions, tuned on validation).
 QBNORM = "infonce-fixed-scale+dis"
-
-#: Book labels of the evidence, with the words the claims table shows for them.
-EVIDENCE: dict[str, str] = {
-    "tbl-nr-deltas": "differences table",
-    "fig-nr-curves": "training curves",
-    "fig-nr-ablations": "ablation figure",
-    "fig-nr-kappa": "κ sweep",
-    "fig-nr-k-occurrence": "N_k histogram",
-    "tbl-nr-geometry": "geometry table",
-    "fig-nr-gradients": "gradient figure",
-}
-
 
 @dataclass(frozen=True)
 class ClaimSpec:
@@ -193,7 +180,11 @@ def claims_table(
     cfg: StudyConfig,
     runs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The claims as the chapter shows them: claim, comparison, verdict, interval, evidence."""
+    """The claims as the chapter shows them: claim, comparison, verdict, interval, evidence.
+
+    ``evidence`` is the book label of the figure or table (``fig-nr-curves``);
+    :func:`hubrepro.reporting.table` with ``links=["evidence"]`` makes it a numbered link.
+    """
     specs = (
         {s.key: s for s in claim_specs(sorted(set(runs["condition"])))}
         if runs is not None
@@ -213,7 +204,7 @@ def claims_table(
                 "difference [95 % interval]": c.interval.format(d)
                 if c.interval
                 else "—",
-                "evidence": EVIDENCE.get(c.evidence, c.evidence),
+                "evidence": c.evidence,  # a book label: pass links=["evidence"] to reporting.table
             }
         )
     return pd.DataFrame(rows)
