@@ -127,45 +127,15 @@ def _add_method_parser(sub, name: str) -> argparse.ArgumentParser:
         "from similarity matrices (rows: queries or bank; columns: test gallery)"
     )
     m.add_argument("--sims", type=Path, help="test similarities, n_query x n_gallery")
-    m.add_argument(
-        "--query-bank-sims", type=Path, help="query bank x test gallery (cross-modal)"
-    )
-    m.add_argument(
-        "--gallery-bank-sims",
-        type=Path,
-        help="gallery bank x test gallery (intra-modal)",
-    )
-    m.add_argument(
-        "--bank-cross-sims", type=Path, help="query bank x gallery bank (dbsn only)"
-    )
+    _add_bank_sims(m)
     e = p.add_argument_group("from embeddings (bank matrices are streamed)")
     e.add_argument("--queries", type=Path, help="test query embeddings, n_query x d")
-    e.add_argument(
-        "--gallery", type=Path, help="test gallery embeddings, n_gallery x d"
-    )
-    e.add_argument("--query-bank", type=Path, help="query-modality bank embeddings")
-    e.add_argument("--gallery-bank", type=Path, help="gallery-modality bank embeddings")
-    e.add_argument("--metric", choices=["cosine", "dot"], default="cosine")
-    e.add_argument(
-        "--unit-norm",
-        action="store_true",
-        help="the embeddings already have unit norm: cosine skips re-normalising them",
-    )
+    _add_gallery_and_banks(e)
+    _add_metric(e, default="cosine")
     _add_hyper(p)
     o = p.add_argument_group("execution and output")
     o.add_argument("--direction", choices=list(DIRECTIONS), default="query_to_gallery")
-    o.add_argument(
-        "--device",
-        default="cpu",
-        type=device_arg,
-        help="cpu, cuda or auto (default cpu)",
-    )
-    o.add_argument(
-        "--dtype",
-        choices=list(_DTYPES),
-        default="float32",
-        help="dtype of the bank products",
-    )
+    _add_device(o, dtype=True)
     o.add_argument(
         "--chunk-size", type=int, default=4096, help="bank / query rows per chunk"
     )
@@ -173,12 +143,63 @@ def _add_method_parser(sub, name: str) -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="output file (.npy, .pt, .safetensors)"
     )
     o.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    o.add_argument(
+    _add_allow_pickle(o)
+    return p
+
+
+def _add_bank_sims(g) -> None:
+    g.add_argument(
+        "--query-bank-sims", type=Path, help="query bank x test gallery (cross-modal)"
+    )
+    g.add_argument(
+        "--gallery-bank-sims",
+        type=Path,
+        help="gallery bank x test gallery (intra-modal)",
+    )
+    g.add_argument(
+        "--bank-cross-sims", type=Path, help="query bank x gallery bank (dbsn only)"
+    )
+
+
+def _add_gallery_and_banks(g) -> None:
+    g.add_argument(
+        "--gallery", type=Path, help="test gallery embeddings, n_gallery x d"
+    )
+    g.add_argument("--query-bank", type=Path, help="query-modality bank embeddings")
+    g.add_argument("--gallery-bank", type=Path, help="gallery-modality bank embeddings")
+
+
+def _add_metric(g, *, default: str | None = None, help: str | None = None) -> None:
+    g.add_argument("--metric", choices=["cosine", "dot"], default=default, help=help)
+    g.add_argument(
+        "--unit-norm",
+        action="store_true",
+        help="the embeddings already have unit norm: cosine skips re-normalising them",
+    )
+
+
+def _add_device(g, *, dtype: bool) -> None:
+    g.add_argument(
+        "--device",
+        default="cpu",
+        type=device_arg,
+        help="cpu, cuda or auto (default cpu)",
+    )
+    if dtype:
+        g.add_argument(
+            "--dtype",
+            choices=list(_DTYPES),
+            default="float32",
+            help="dtype of the bank products",
+        )
+
+
+def _add_allow_pickle(g) -> None:
+    g.add_argument(
         "--allow-pickle",
         action="store_true",
         help="read pickled inputs (only files you trust)",
     )
-    return p
 
 
 def _add_hyper(p: argparse.ArgumentParser) -> None:
@@ -237,42 +258,12 @@ def _add_fit_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("method", choices=list(METHODS), help="the normaliser")
     e = p.add_argument_group("banks")
-    e.add_argument(
-        "--gallery", type=Path, help="test gallery embeddings, n_gallery x d"
-    )
-    e.add_argument("--query-bank", type=Path, help="query-modality bank embeddings")
-    e.add_argument("--gallery-bank", type=Path, help="gallery-modality bank embeddings")
-    e.add_argument(
-        "--query-bank-sims", type=Path, help="query bank x test gallery (cross-modal)"
-    )
-    e.add_argument(
-        "--gallery-bank-sims",
-        type=Path,
-        help="gallery bank x test gallery (intra-modal)",
-    )
-    e.add_argument(
-        "--bank-cross-sims", type=Path, help="query bank x gallery bank (dbsn only)"
-    )
-    e.add_argument("--metric", choices=["cosine", "dot"], default="cosine")
-    e.add_argument(
-        "--unit-norm",
-        action="store_true",
-        help="the embeddings already have unit norm: cosine skips re-normalising them",
-    )
+    _add_gallery_and_banks(e)
+    _add_bank_sims(e)
+    _add_metric(e, default="cosine")
     _add_hyper(p)
     o = p.add_argument_group("execution and output")
-    o.add_argument(
-        "--device",
-        default="cpu",
-        type=device_arg,
-        help="cpu, cuda or auto (default cpu)",
-    )
-    o.add_argument(
-        "--dtype",
-        choices=list(_DTYPES),
-        default="float32",
-        help="dtype of the bank products",
-    )
+    _add_device(o, dtype=True)
     o.add_argument("--chunk-size", type=int, default=4096, help="bank rows per chunk")
     o.add_argument(
         "--save",
@@ -283,11 +274,7 @@ def _add_fit_parser(sub) -> argparse.ArgumentParser:
     o.add_argument(
         "--overwrite", action="store_true", help="replace an existing --save"
     )
-    o.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="read pickled inputs (only files you trust)",
-    )
+    _add_allow_pickle(o)
     return p
 
 
@@ -310,32 +297,16 @@ def _add_apply_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--gallery", type=Path, help="test gallery embeddings, n_gallery x d"
     )
-    p.add_argument(
-        "--metric",
-        choices=["cosine", "dot"],
-        help="default: the metric of the fit (statistics from matrices: cosine)",
+    _add_metric(
+        p, help="default: the metric of the fit (statistics from matrices: cosine)"
     )
-    p.add_argument(
-        "--unit-norm",
-        action="store_true",
-        help="the embeddings already have unit norm: cosine skips re-normalising them",
-    )
-    p.add_argument(
-        "--device",
-        default="cpu",
-        type=device_arg,
-        help="cpu, cuda or auto (default cpu)",
-    )
+    _add_device(p, dtype=False)
     p.add_argument("--chunk-size", type=int, default=4096, help="query rows per chunk")
     p.add_argument(
         "--out", type=Path, required=True, help="output file (.npy, .pt, .safetensors)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="read pickled inputs (only files you trust)",
-    )
+    _add_allow_pickle(p)
     return p
 
 
