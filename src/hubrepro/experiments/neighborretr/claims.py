@@ -39,6 +39,7 @@ __all__ = [
 #: (DIS with a query bank of training captions, tuned on validation).
 QBNORM = "infonce-fixed-scale+dis"
 
+
 @dataclass(frozen=True)
 class ClaimSpec:
     """One claim: ``treatment − baseline`` in ``metric`` is claimed ``direction`` than zero."""
