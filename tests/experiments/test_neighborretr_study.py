@@ -5,6 +5,7 @@ by hand-checkable paired intervals, and the same code on CUDA with AMP (marked g
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pandas as pd
@@ -328,3 +329,66 @@ def test_resume_with_encoders_and_hooks_is_bit_identical(tmp_path, cfg, world):
         {k: v for k, v in r.items() if k != "seconds"} for r in resumed.history
     ]
     assert "grad_rel_uniform" in resumed.history[-1]
+
+
+# ---- the step-cost benchmark record (chapter 6, sec-nr-cost) ------------------------
+
+
+def _bench_record(tmp_path):
+    rec = {
+        "targets": {"step_ratio": 1.15, "loss_ratio": 1.5},
+        "results": [
+            {
+                "batch": 8,
+                "objectives": {
+                    "InfoNCE": {"step_ratio": 1.0, "loss_ratio": 1.0},
+                    "NeighborRetr (fixed)": {"step_ratio": 1.1, "loss_ratio": 3.0},
+                    "NeighborRetr (fixed) without L_KL": {"loss_ratio": 2.5},
+                },
+            },
+            {
+                "batch": 16,
+                "objectives": {
+                    "InfoNCE": {"step_ratio": 1.0, "loss_ratio": 1.0},
+                    "NeighborRetr (fixed)": {"step_ratio": 1.05, "loss_ratio": 4.0},
+                    "NeighborRetr (fixed) without L_KL": {"loss_ratio": 2.0},
+                },
+            },
+        ],
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_step_cost_reads_the_ratios_and_their_ranges(tmp_path):
+    path = _bench_record(tmp_path)
+    frame = nr.step_cost(path)
+    assert list(frame["batch"]) == [8, 8, 16, 16]
+    assert "InfoNCE" not in set(
+        frame["objective"]
+    )  # the reference row is 1 by definition
+    assert frame["step_ratio"].isna().sum() == 2  # loss-only rows
+    heads = nr.step_cost_headlines(path)
+    assert heads["val-step-ratio-min"] == pytest.approx(1.05)
+    assert heads["val-step-ratio-max"] == pytest.approx(1.1)
+    assert heads["val-loss-ratio-min"] == pytest.approx(3.0)
+    assert heads["val-loss-ratio-max"] == pytest.approx(4.0)
+    assert heads["val-loss-ratio-one-term-min"] == pytest.approx(2.0)
+    assert heads["val-loss-ratio-one-term-max"] == pytest.approx(2.5)
+    assert heads["val-loss-target"] == pytest.approx(1.5)
+
+
+def test_step_cost_refuses_a_file_that_is_not_the_benchmark(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"results": []}')
+    with pytest.raises(ValueError, match="benchmarks/bench_encoders.py"):
+        nr.step_cost(bad)
+    with pytest.raises(ValueError, match="missing.json"):
+        nr.step_cost(tmp_path / "missing.json")
+
+
+def test_the_committed_benchmark_record_is_readable():
+    heads = nr.step_cost_headlines()
+    assert {"val-step-ratio-max", "val-loss-ratio-min"} <= set(heads)
+    assert all(v > 0 for v in heads.values())

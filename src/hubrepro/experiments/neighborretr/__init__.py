@@ -54,6 +54,7 @@ from .config import (
     condition_label,
     condition_overrides,
 )
+from .cost import BENCH_FILE, step_cost, step_cost_headlines
 from .geometry import GEOMETRY_COLUMNS, geometry_row, geometry_summary
 from .plots import (
     plot_curves,
@@ -120,6 +121,9 @@ __all__ = [
     "published_numbers",
     "run",
     "stacking_display",
+    "step_cost",
+    "step_cost_headlines",
+    "BENCH_FILE",
     "stacking_table",
     "summary_table",
     "train_conditions",
