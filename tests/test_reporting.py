@@ -205,3 +205,20 @@ def test_statistics_as_rows_keeps_integer_cells_and_human_names():
     assert (
         shown.iloc[0, 0] == "1,000" and shown.iloc[1, 0] == "47.5"
     )  # an int stays an int
+
+
+def test_long_row_labels_may_wrap_and_method_labels_stay_on_one_line():
+    # a published setting ("MSR-VTT 1k-A ViT-B/32 T->V R@1", 30 characters) held its
+    # column on one line and pushed the table out of the text column
+    frame = pd.DataFrame(
+        {"value": [49.5, 51.1]},
+        index=pd.Index(
+            ["MSR-VTT 1k-A ViT-B/32 T->V R@1", "DualDIS (principled)"], name="q"
+        ),
+    )
+    html = reporting.table(frame, 1)._repr_html_()
+    assert (
+        '<th class="hubrepro-rowhead long">MSR-VTT 1k-A ViT-B/32 T-&gt;V R@1</th>'
+        in html
+    )
+    assert '<th class="hubrepro-rowhead">DualDIS (principled)</th>' in html

@@ -483,10 +483,11 @@ class Table:
                     ):
                         span += 1
                 attr = f' rowspan="{span}"' if span > 1 else ""
-                # a long label (a claim) may wrap; short ones (methods) stay on one line
+                # a long label (a claim, a published setting) may wrap; short ones
+                # (methods such as "DualDIS (principled)") stay on one line
                 cls = (
                     "hubrepro-rowhead long"
-                    if len(str(values[i])) > 30
+                    if len(str(values[i])) > 24
                     else "hubrepro-rowhead"
                 )
                 out[i].append(f'<th class="{cls}"{attr}>{_esc(values[i])}</th>')
