@@ -104,8 +104,7 @@ class Interval:
         d = int(decimals)
 
         def num(x: float, sign: str = "") -> str:
-            r = round(float(x), d)
-            return f"{r + 0.0 if r else 0.0:{sign}.{d}f}"
+            return f"{round(float(x), d) or 0.0:{sign}.{d}f}"  # -0.0 is falsy
 
         return f"{num(self.estimate, '+')} [{num(self.low)}, {num(self.high)}]"
 

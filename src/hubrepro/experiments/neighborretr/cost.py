@@ -56,7 +56,10 @@ def step_cost(path: str | Path | None = None) -> pd.DataFrame:
         was timed, i.e. the rows without one term) and ``loss_ratio``; the ratios are
         the benchmark's, medians of interleaved calls measured in one run.
     """
-    rec = _record(path)
+    return _frame(_record(path))
+
+
+def _frame(rec: dict[str, Any]) -> pd.DataFrame:
     rows = [
         {
             "batch": int(r["batch"]),
@@ -80,7 +83,7 @@ def step_cost_headlines(path: str | Path | None = None) -> dict[str, float]:
     the rows without one term.
     """
     rec = _record(path)
-    frame = step_cost(path)
+    frame = _frame(rec)
     full = frame[frame["step_ratio"].notna()]
     one_term = frame[frame["step_ratio"].isna()]
     out = {
